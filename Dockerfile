@@ -1,0 +1,23 @@
+# The runtime image: onnxruntime inference, no torch. Mount a configuration and a state volume:
+#   docker run -v /etc/edge-agent:/config:ro -v edge-agent-state:/var/lib/edge-agent \
+#     -e CAM_PASSWORD -e MQTT_PASSWORD edge-agent -c /config/agent.yaml
+# Without arguments it runs the built-in demo on the bundled sample clip.
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /opt/edge-agent
+COPY pyproject.toml README.md ./
+COPY agent ./agent
+COPY detectors ./detectors
+COPY streams ./streams
+COPY uploader ./uploader
+COPY models ./models
+COPY samples ./samples
+RUN pip install . && rm -rf /opt/edge-agent \
+    && useradd --system --home-dir /var/lib/edge-agent edge \
+    && mkdir -p /var/lib/edge-agent && chown edge /var/lib/edge-agent
+
+USER edge
+WORKDIR /var/lib/edge-agent
+VOLUME /var/lib/edge-agent
+ENTRYPOINT ["edge-agent", "run"]

@@ -1,0 +1,193 @@
+"""The `edge-agent` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from agent.config import AgentConfig, ConfigError, SourceConfig, default_config, load_config
+from agent.logs import setup_logging
+
+log = logging.getLogger("agent")
+
+EPILOG = """\
+examples:
+  edge-agent run                          the built-in demo: sample clip, bundled model, ./edge-agent-data
+  edge-agent run -c configs/fixed-cameras.yaml
+  edge-agent process flight.mp4 --telemetry flight.SRT --kind drone -c configs/drone-footage.yaml
+  edge-agent check-config configs/vehicle-4g.yaml
+  edge-agent verify edge-agent-data/outbox
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-agent",
+        description="Turns city camera and drone video into signed, geotagged candidate cases "
+        "(street vending, garbage piles, overflowing bins, cooking fumes).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run the agent on every configured source until stopped (SIGTERM/Ctrl-C)",
+        description="Run every source in the configuration. Cameras run until SIGTERM or Ctrl-C; files end on "
+        "their own. Without -c, runs the built-in demo on the bundled sample clip and writes to ./edge-agent-data.",
+    )
+    run.add_argument("-c", "--config", type=Path, help="configuration YAML (default: the built-in demo)")
+    run.set_defaults(func=_cmd_run)
+
+    process = sub.add_parser(
+        "process",
+        help="process one recorded video as fast as the machine allows",
+        description="Process recorded footage (drone, body cam, vehicle) with a progress bar. Detector, rules and "
+        "uploader come from -c (default: the built-in demo configuration); the source is the given video.",
+    )
+    process.add_argument("video", type=Path, help="MP4, MOV, MKV, MPEG-TS or AVI file")
+    process.add_argument("--telemetry", type=Path, help="position sidecar: DJI .SRT or NMEA .nmea")
+    process.add_argument("-c", "--config", type=Path, help="configuration YAML (its sources are ignored)")
+    process.add_argument("--kind", default="drone", choices=["vehicle", "fixed", "drone", "bodycam"])
+    process.add_argument("--sample-fps", type=float, default=None, help="frames per second to analyse")
+    process.set_defaults(func=_cmd_process)
+
+    check = sub.add_parser(
+        "check-config",
+        help="validate a configuration file and exit non-zero on any error",
+        description="Validate a configuration: every wrong key, type or value is listed with its path.",
+    )
+    check.add_argument("config", type=Path)
+    check.set_defaults(func=_cmd_check_config)
+
+    verify = sub.add_parser(
+        "verify",
+        help="check the signatures and evidence hashes of cases",
+        description="Check a case folder or a whole outbox: every case's Ed25519 signature and every evidence "
+        "file's sha256. Names each file that fails. Exit 0 only when everything holds.",
+    )
+    verify.add_argument("path", type=Path, help="a case folder (with case.json), an outbox or a state folder")
+    verify.add_argument("--key", type=Path, help="public key PEM (default: keys/ of the state folder)")
+    verify.set_defaults(func=_cmd_verify)
+
+    train = sub.add_parser(
+        "train",
+        help="train a YOLO detector on a YOLO-layout dataset (needs the train extra)",
+        description="Train on DATA (images/ and labels/ in YOLO format). A held-out split by source is made "
+        "as symlinks under --out (the dataset stays read-only); training builds from a model YAML, no hub. "
+        "Needs: pip install -e '.[train]'.",
+    )
+    train.add_argument("--data", type=Path, required=True, help="dataset folder with images/ and labels/")
+    train.add_argument("--classes", required=True, help="class names in id order, comma-separated")
+    train.add_argument("--out", type=Path, default=Path("runs"), help="split, logs and weights go here")
+    train.add_argument("--model", default="yolov8n.yaml", help="model YAML (from scratch) or local .pt to fine-tune")
+    train.add_argument("--imgsz", type=int, default=320)
+    train.add_argument("--epochs", type=int, default=100)
+    train.add_argument("--hours", type=float, default=None, help="stop after this long (fits the schedule to it)")
+    train.add_argument("--val-fraction", type=float, default=0.15)
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=_cmd_train)
+
+    export = sub.add_parser(
+        "export",
+        help="export trained weights to the ONNX model the agent runs (needs the train extra)",
+        description="Export ultralytics .pt weights to a simplified ONNX model with a fixed, rectangular input "
+        "(HEIGHTxWIDTH; 16:9-ish inputs such as 192x320 or 384x640 cost far less than square ones).",
+    )
+    export.add_argument("weights", type=Path)
+    export.add_argument("--imgsz", default="192x320", help="HEIGHTxWIDTH, multiples of 32")
+    export.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    export.set_defaults(func=_cmd_export)
+    return parser
+
+
+def _load(path: Path | None) -> AgentConfig:
+    return load_config(path) if path else default_config()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from agent.runner import print_summary, run_agent
+
+    config = _load(args.config)
+    result = run_agent(config)
+    print_summary(result)
+    return 1 if any(s.error for s in result.summaries) else 0
+
+
+def _cmd_process(args: argparse.Namespace) -> int:
+    from agent.progress import progress_bars
+    from agent.runner import print_summary, run_agent
+
+    base = _load(args.config)
+    if not args.video.is_file():
+        raise ConfigError(f"{args.video}: file not found")
+    source = SourceConfig(
+        id=args.video.stem[:64] or "video",
+        kind=args.kind,
+        url=str(args.video.resolve()),
+        telemetry=args.telemetry.resolve() if args.telemetry else None,
+        sample_fps=args.sample_fps or base.sources[0].sample_fps,
+    )
+    config = base.model_copy(update={"sources": [source]})
+    with progress_bars() as factory:
+        result = run_agent(config, on_frame_factory=factory)
+    print_summary(result)
+    return 1 if any(s.error for s in result.summaries) else 0
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    kinds = ", ".join(f"{s.id} ({s.kind})" for s in config.sources)
+    upload = "MQTT " + config.uploader.mqtt.host if config.uploader.mqtt else "local outbox only"
+    print(f"{args.config}: OK: agent {config.agent_id}, {len(config.sources)} source(s): {kinds}; {upload}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from agent.verify import verify_path
+
+    problems, checked = verify_path(args.path, args.key)
+    for problem in problems:
+        print(f"FAIL {problem}")
+    print(f"{checked} case(s) checked, {len(problems)} problem(s)")
+    return 1 if problems or not checked else 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from agent.training import split_by_source, train
+
+    split = split_by_source(args.data, args.classes.split(","), args.out / "split", args.val_fraction)
+    print(f"split by source: {split.train_images} training, {split.val_images} held-out images ({split.data_yaml})")
+    best = train(split.data_yaml, args.out, args.model, args.imgsz, args.epochs, args.hours, args.seed)
+    print(f"best weights: {best}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from agent.training import export_onnx
+
+    try:
+        height, width = (int(v) for v in args.imgsz.lower().split("x"))
+    except ValueError:
+        print(f"error: --imgsz {args.imgsz!r}: give HEIGHTxWIDTH, for example 192x320", file=sys.stderr)
+        return 2
+    print(f"wrote {export_onnx(args.weights, (height, width), args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

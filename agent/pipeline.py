@@ -1,0 +1,160 @@
+"""The agent's main path: frames from streams -> detector -> persistence rule -> evidence -> outbox.
+
+`Pipeline.run_source` handles one source; the CLI runs one thread per source for `run` and the
+calling thread for `process`. The detector is shared (onnxruntime sessions are thread-safe).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from agent.cases import Case, EvidenceFile, case_id
+from agent.config import AgentConfig, SourceConfig
+from agent.evidence import snapshot_jpeg
+from agent.locate import locate
+from agent.rules import PersistenceRule, Sighting
+from agent.signing import Signer
+from detectors import Detections, Detector
+from streams import Frame, StreamError
+from streams.telemetry import load_track
+from streams.video import VideoSource, mask_url
+from uploader import Outbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceSummary:
+    """What one source produced, for the end-of-run table."""
+
+    source_id: str
+    frames_decoded: int = 0
+    frames_analysed: int = 0
+    detections: int = 0
+    cases: int = 0
+    error: str = ""
+    case_ids: list[str] = field(default_factory=list)
+
+
+class Pipeline:
+    """Everything a source needs to turn its frames into accepted cases."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        detector: Detector,
+        outbox: Outbox,
+        signer: Signer,
+        on_case: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.config = config
+        self.detector = detector
+        self.outbox = outbox
+        self.signer = signer
+        self.on_case = on_case
+        self._class_to_type = np.array(
+            [config.detector.class_map.get(name, "") for name in detector.class_names], dtype=object
+        )
+
+    def open_source(self, source: SourceConfig) -> VideoSource:
+        track = load_track(source.telemetry) if source.telemetry else None
+        return VideoSource(
+            source.id,
+            source.url,
+            source.sample_fps,
+            track=track,
+            realtime=source.realtime,
+            rtsp_transport=source.rtsp_transport,
+        )
+
+    def run_source(
+        self,
+        source: SourceConfig,
+        stop: threading.Event,
+        on_frame: Callable[[VideoSource, Frame], None] = lambda video, frame: None,
+    ) -> SourceSummary:
+        """Process one source until it ends or `stop` is set. Errors are logged, never raised."""
+        summary = SourceSummary(source.id)
+        rule = PersistenceRule(self.config.cases.rule)
+        try:
+            video = self.open_source(source)
+            log.info("%s: reading %s", source.id, mask_url(source.url))
+            for frame in video.frames(stop):
+                by_type = self.detect(frame)
+                summary.frames_analysed += 1
+                summary.detections += sum(len(d) for d in by_type.values())
+                for sighting in rule.update(frame, by_type):
+                    case = self.accept(source, sighting)
+                    summary.cases += 1
+                    summary.case_ids.append(case.id)
+                on_frame(video, frame)
+            summary.frames_decoded = video.stats.decoded
+        except StreamError as exc:
+            summary.error = str(exc)
+            log.error("%s", exc)
+        return summary
+
+    def detect(self, frame: Frame) -> dict[str, Detections]:
+        """Detections of the frame grouped by case type; classes without a case type are dropped."""
+        detections = self.detector.detect(frame.image)
+        if not len(detections):
+            return {}
+        types = self._class_to_type[detections.class_id]
+        return {t: detections[types == t] for t in set(types) if t}
+
+    def accept(self, source: SourceConfig, sighting: Sighting) -> Case:
+        """Build the evidence and the signed case record and store both durably in the outbox."""
+        cfg = self.config
+        snapshot = snapshot_jpeg(
+            sighting.best_frame, sighting.best_detections, cfg.evidence.jpeg_quality, cfg.evidence.max_width_px
+        )
+        files = {"snapshot.jpg": snapshot}
+        case = Case(
+            id=case_id(cfg.agent_id, source.id, sighting.case_type, sighting.first_seen),
+            revision=1,
+            agent_id=cfg.agent_id,
+            source_id=source.id,
+            source_kind=source.kind,
+            type=sighting.case_type,
+            codes=tuple(c.model_dump() for c in cfg.cases.codes.get(sighting.case_type, [])),
+            first_seen=sighting.first_seen,
+            last_seen=sighting.last_seen,
+            location=locate(sighting.best_frame, source),
+            score_max=sighting.score_max,
+            score_mean=sighting.score_mean,
+            frames=sighting.frames,
+            model_name=self.detector.name,
+            model_version=self.detector.version,
+            evidence=tuple(
+                EvidenceFile(name, "image/jpeg", hashlib.sha256(data).hexdigest(), len(data))
+                for name, data in files.items()
+            ),
+        )
+        record = self.signer.sign(case.to_record())
+        case_json = json.dumps(record, ensure_ascii=False, indent=2).encode("utf-8")
+        if self.outbox.accept(case.id, case.revision, case_json, files):
+            log.info(
+                "%s: case %s %s (score %.2f, %d frames) accepted",
+                source.id,
+                case.id,
+                case.type,
+                case.score_max,
+                case.frames,
+            )
+            self.on_case()
+        else:
+            log.info("%s: case %s was accepted before; not stored twice", source.id, case.id)
+        return case
+
+
+def state_paths(config: AgentConfig) -> tuple[Path, Path]:
+    """(outbox folder, keys folder) under the configured state folder."""
+    return config.state_dir / "outbox", config.state_dir / "keys"

@@ -1,0 +1,28 @@
+"""Files that ship with the agent: the default configuration, the case schema, the sample clip and
+the models. `models/` and `samples/` are installed beside the `agent` package (see pyproject.toml),
+so they are found the same way in a checkout and in an installed wheel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_AGENT_DIR = Path(__file__).resolve().parent
+_ROOT = _AGENT_DIR.parent
+
+DEFAULT_CONFIG = _AGENT_DIR / "default.yaml"
+CASE_SCHEMA = _AGENT_DIR / "schemas" / "case-v1.schema.json"
+
+_BUILTINS = {
+    "sample": _ROOT / "samples" / "street-garbage.mp4",
+    "sample-telemetry": _ROOT / "samples" / "street-garbage.nmea",
+    "garbage": _ROOT / "models" / "garbage-yolov8n.onnx",
+}
+
+
+def builtin(name: str) -> Path | None:
+    """The path of a bundled file by its short name (`builtin:garbage` in a configuration)."""
+    return _BUILTINS.get(name)
+
+
+def builtin_names() -> str:
+    return ", ".join(f"builtin:{n}" for n in _BUILTINS)

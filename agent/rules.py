@@ -1,0 +1,110 @@
+"""The persistence rule: a type seen in enough frames within a time window becomes a case, once.
+
+One rule object per source. While a case is open, further sightings extend it instead of raising
+another; it closes after `close_after_s` unseen, or (moving cameras) when the camera has moved
+more than `max_distance_m` from where the case was raised.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from agent.config import RuleConfig
+from agent.geo import distance_m
+from detectors import Detections
+from streams import Frame
+
+
+@dataclass
+class Sighting:
+    """The frames that made (or extend) one case of one type."""
+
+    case_type: str
+    first_seen: datetime
+    last_seen: datetime
+    best_frame: Frame
+    best_detections: Detections
+    score_max: float
+    score_sum: float
+    frames: int
+
+    @property
+    def score_mean(self) -> float:
+        return self.score_sum / self.frames
+
+
+@dataclass
+class _TypeState:
+    hits: deque[tuple[datetime, float, Frame, Detections]] = field(default_factory=deque)
+    open_case: Sighting | None = None
+
+
+class PersistenceRule:
+    """Turns per-frame detections, already mapped to case types, into confirmed sightings."""
+
+    def __init__(self, rule_for: Callable[[str], RuleConfig]) -> None:
+        self._rule_for = rule_for
+        self._states: dict[str, _TypeState] = {}
+
+    def update(self, frame: Frame, by_type: dict[str, Detections]) -> list[Sighting]:
+        """Feed one analysed frame; returns the sightings confirmed by it (usually none)."""
+        confirmed: list[Sighting] = []
+        for case_type in set(by_type) | set(self._states):
+            rule = self._rule_for(case_type)
+            state = self._states.setdefault(case_type, _TypeState())
+            self._expire(state, rule, frame)
+            detections = by_type.get(case_type)
+            if detections is None or not len(detections):
+                continue
+            score = float(detections.confidence.max())
+            if score < rule.min_score:
+                continue
+            if state.open_case is not None:
+                _extend(state.open_case, frame, detections, score)
+                continue
+            state.hits.append((frame.utc, score, frame, detections))
+            if len(state.hits) >= rule.min_detections:
+                state.open_case = _confirm(case_type, state.hits)
+                state.hits.clear()
+                confirmed.append(state.open_case)
+        return confirmed
+
+    def open_cases(self) -> list[Sighting]:
+        return [s.open_case for s in self._states.values() if s.open_case is not None]
+
+    def _expire(self, state: _TypeState, rule: RuleConfig, frame: Frame) -> None:
+        while state.hits and (frame.utc - state.hits[0][0]).total_seconds() > rule.window_s:
+            state.hits.popleft()
+        case = state.open_case
+        if case is None:
+            return
+        unseen_s = (frame.utc - case.last_seen).total_seconds()
+        where, here = case.best_frame.fix, frame.fix
+        moved_m = distance_m(where.lat, where.lon, here.lat, here.lon) if where and here else 0.0
+        if unseen_s > rule.close_after_s or moved_m > rule.max_distance_m:
+            state.open_case = None
+
+
+def _confirm(case_type: str, hits: deque[tuple[datetime, float, Frame, Detections]]) -> Sighting:
+    best = max(hits, key=lambda h: h[1])
+    scores = [h[1] for h in hits]
+    return Sighting(
+        case_type=case_type,
+        first_seen=hits[0][0],
+        last_seen=hits[-1][0],
+        best_frame=best[2],
+        best_detections=best[3],
+        score_max=max(scores),
+        score_sum=sum(scores),
+        frames=len(scores),
+    )
+
+
+def _extend(case: Sighting, frame: Frame, detections: Detections, score: float) -> None:
+    case.last_seen = frame.utc
+    case.frames += 1
+    case.score_sum += score
+    case.score_max = max(case.score_max, score)

@@ -1,0 +1,131 @@
+"""Runs the agent: builds the detector, outbox, signer and uploader from a configuration, drives the
+sources (a thread each) until they end or a signal arrives, then shuts down without losing a case.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.config import AgentConfig
+from agent.pipeline import Pipeline, SourceSummary, state_paths
+from agent.signing import Signer
+from detectors.onnx_yolo import OnnxYoloDetector
+from streams import Frame
+from streams.video import VideoSource
+from uploader import MqttSettings, MqttUploader, Outbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    summaries: list[SourceSummary]
+    outbox_counts: dict[str, int]
+    outbox_dir: str
+    published: int
+    seconds: float
+
+
+def run_agent(
+    config: AgentConfig,
+    on_frame_factory: Callable[[str], Callable[[VideoSource, Frame], None]] | None = None,
+) -> RunResult:
+    """Run every configured source to its end (files) or until SIGTERM/SIGINT (cameras)."""
+    started = time.monotonic()
+    detector = OnnxYoloDetector(
+        config.detector.model, config.detector.min_score, config.detector.iou, config.detector.threads
+    )
+    outbox_dir, keys_dir = state_paths(config)
+    outbox = Outbox(outbox_dir)
+    signer = Signer.load_or_create(keys_dir)
+    uploader = _uploader(config, outbox)
+    pipeline = Pipeline(config, detector, outbox, signer, on_case=uploader.notify if uploader else lambda: None)
+    stop = threading.Event()
+    restore = _handle_signals(stop)
+    summaries: list[SourceSummary] = []
+    try:
+        if uploader:
+            uploader.start()
+        threads = []
+        for source in config.sources:
+            on_frame = on_frame_factory(source.id) if on_frame_factory else (lambda video, frame: None)
+            thread = threading.Thread(
+                target=lambda s=source, f=on_frame: summaries.append(pipeline.run_source(s, stop, f)),
+                name=f"source:{source.id}",
+                daemon=True,
+            )
+            thread.start()
+            threads.append(thread)
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(timeout=0.2)
+    finally:
+        stop.set()
+        restore()
+        if uploader:
+            uploader.stop(config.uploader.drain_timeout_s)
+        counts = outbox.counts()
+        outbox.close()
+    order = {s.id: i for i, s in enumerate(config.sources)}
+    summaries.sort(key=lambda s: order[s.source_id])
+    return RunResult(
+        summaries, counts, str(outbox_dir), uploader.published if uploader else 0, time.monotonic() - started
+    )
+
+
+def _uploader(config: AgentConfig, outbox: Outbox) -> MqttUploader | None:
+    mqtt_cfg = config.uploader.mqtt
+    if mqtt_cfg is None:
+        log.info("no uploader.mqtt configured: cases stay in the local outbox")
+        return None
+    settings = MqttSettings(
+        host=mqtt_cfg.host,
+        port=mqtt_cfg.port,
+        agent_id=config.agent_id,
+        topic_prefix=mqtt_cfg.topic_prefix,
+        username=mqtt_cfg.username,
+        password=mqtt_cfg.password.get_secret_value() if mqtt_cfg.password else None,
+        ca_file=mqtt_cfg.ca_file,
+        client_cert=mqtt_cfg.client_cert,
+        client_key=mqtt_cfg.client_key,
+    )
+    return MqttUploader(outbox, settings)
+
+
+def _handle_signals(stop: threading.Event) -> Callable[[], None]:
+    """SIGTERM and SIGINT ask for a clean stop; returns a function that restores the old handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, _frame) -> None:
+        log.warning("received %s: finishing the current frames and shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    return lambda: [signal.signal(s, h) for s, h in previous.items()] and None
+
+
+def print_summary(result: RunResult, out=sys.stdout) -> None:
+    """The end-of-run table: what each source produced and where the cases went."""
+    header = f"{'source':<20} {'decoded':>8} {'analysed':>9} {'detections':>11} {'cases':>6}  status"
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    for s in result.summaries:
+        status = f"error: {s.error}" if s.error else "ok"
+        print(
+            f"{s.source_id:<20} {s.frames_decoded:>8} {s.frames_analysed:>9} {s.detections:>11} {s.cases:>6}  {status}",
+            file=out,
+        )
+    counts = result.outbox_counts
+    print(
+        f"\n{sum(s.cases for s in result.summaries)} case(s) in {result.seconds:.1f} s. "
+        f"Outbox {result.outbox_dir}: {counts['pending']} pending, {counts['sent']} sent"
+        f" ({result.published} published this run).",
+        file=out,
+    )

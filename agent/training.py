@@ -1,0 +1,143 @@
+"""Training and export wrappers around ultralytics (needs the `train` extra).
+
+Why a wrapper: the project's datasets are read-only (ultralytics writes `labels.cache` beside the
+labels), need a held-out split by source rather than by image, and must train without a model hub.
+This module builds a split tree of symlinks, trains from a model YAML and exports rectangular ONNX.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+@dataclass(frozen=True)
+class SplitSummary:
+    """Where the split tree lives and how many images went each way."""
+
+    data_yaml: Path
+    train_images: int
+    val_images: int
+
+
+def source_group(image_name: str, block: int) -> str:
+    """The source an image came from, so that its augmented copies stay on one side of the split.
+
+    Roboflow exports name files `<original>_<ext>.rf.<hash>.jpg`; numbered photos taken in a row
+    (000123, 000124…) come from one shoot, so numbers are grouped in blocks. Video frames
+    (`clip_mp4-12_jpg…`) group by clip.
+    """
+    stem = image_name.split(".rf.")[0]
+    stem = re.sub(r"_(jpg|jpeg|png)$", "", stem)
+    clip = re.match(r"(.+?)-\d+$", stem)
+    if clip:
+        return clip.group(1)
+    number = re.fullmatch(r"(\d+)", stem)
+    if number:
+        return f"block{int(number.group(1)) // block}"
+    return stem
+
+
+def split_by_source(
+    dataset_dir: Path,
+    class_names: list[str],
+    out_dir: Path,
+    val_fraction: float = 0.15,
+    block: int = 40,
+) -> SplitSummary:
+    """Build `out_dir/{train,val}/{images,labels}` as symlinks into a read-only YOLO dataset.
+
+    The side of each source group is fixed by a hash of its name, so the split is the same on
+    every machine and every run.
+    """
+    images_dir = dataset_dir / "images"
+    labels_dir = dataset_dir / "labels"
+    if not images_dir.is_dir():
+        raise FileNotFoundError(f"{dataset_dir}: expected an images/ folder (YOLO layout)")
+    counts = {"train": 0, "val": 0}
+    for side in counts:
+        for kind in ("images", "labels"):
+            (out_dir / side / kind).mkdir(parents=True, exist_ok=True)
+    for image in sorted(images_dir.iterdir()):
+        if image.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        group = source_group(image.name, block)
+        bucket = zlib.crc32(group.encode()) % 1000
+        side = "val" if bucket < val_fraction * 1000 else "train"
+        _link(image, out_dir / side / "images" / image.name)
+        label = labels_dir / (image.stem + ".txt")
+        if label.exists():
+            _link(label, out_dir / side / "labels" / label.name)
+        counts[side] += 1
+    data_yaml = out_dir / "data.yaml"
+    data = {
+        "path": str(out_dir.resolve()),
+        "train": "train/images",
+        "val": "val/images",
+        "names": dict(enumerate(class_names)),
+    }
+    data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
+    (out_dir / "split.json").write_text(json.dumps(counts))
+    return SplitSummary(data_yaml, counts["train"], counts["val"])
+
+
+def _link(target: Path, link: Path) -> None:
+    if not link.exists():
+        link.symlink_to(target.resolve())
+
+
+def train(
+    data_yaml: Path,
+    out_dir: Path,
+    model_yaml: str = "yolov8n.yaml",
+    imgsz: int = 320,
+    epochs: int = 100,
+    time_hours: float | None = None,
+    seed: int = 0,
+    batch: int = 16,
+    workers: int = 2,
+) -> Path:
+    """Train from a model YAML (no hub download) and return the path of the best weights."""
+    from ultralytics import YOLO  # the train extra; never imported by the runtime
+
+    model = YOLO(model_yaml)
+    kwargs = {
+        "data": str(data_yaml),
+        "imgsz": imgsz,
+        "epochs": epochs,
+        "seed": seed,
+        "deterministic": True,
+        "batch": batch,
+        "workers": workers,
+        "project": str(out_dir.resolve()),
+        "name": "train",
+        "exist_ok": True,
+        "plots": False,  # plotting fetches a font from the internet
+        "amp": False,  # the AMP check downloads a model
+        "device": "cpu",
+        "cache": "ram",
+    }
+    if time_hours:
+        kwargs["time"] = time_hours
+    model.train(**kwargs)
+    return out_dir / "train" / "weights" / "best.pt"
+
+
+def export_onnx(weights: Path, imgsz: tuple[int, int], out_path: Path) -> Path:
+    """Export a rectangular, simplified ONNX model (height, width) that onnxruntime runs on the box."""
+    from ultralytics import YOLO
+
+    exported = YOLO(str(weights)).export(format="onnx", imgsz=list(imgsz), simplify=True, dynamic=False)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    Path(exported).replace(out_path)
+    return out_path

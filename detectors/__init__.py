@@ -1,0 +1,64 @@
+"""Object detectors: an image in, Detections out. Knows nothing of streams, cases or uploads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Boxes found in one image, as parallel arrays (the supervision layout).
+
+    `xyxy` is (N, 4) float32 pixels in the input image; `confidence` (N,) float32; `class_id`
+    (N,) int32 indexing `class_names`.
+    """
+
+    xyxy: np.ndarray
+    confidence: np.ndarray
+    class_id: np.ndarray
+    class_names: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        n = len(self.xyxy)
+        if self.xyxy.ndim != 2 or self.xyxy.shape[1] != 4:
+            raise ValueError(f"xyxy must have shape (N, 4), got {self.xyxy.shape}")
+        if self.confidence.shape != (n,) or self.class_id.shape != (n,):
+            raise ValueError(
+                f"confidence and class_id must have shape ({n},), got {self.confidence.shape} and {self.class_id.shape}"
+            )
+
+    @classmethod
+    def empty(cls, class_names: tuple[str, ...] = ()) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32), class_names)
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, mask: np.ndarray) -> Detections:
+        return Detections(self.xyxy[mask], self.confidence[mask], self.class_id[mask], self.class_names)
+
+    def names(self) -> list[str]:
+        """The class name of each box."""
+        return [self.class_names[i] for i in self.class_id]
+
+
+class Detector(Protocol):
+    """What the agent needs of a detector."""
+
+    name: str
+    version: str
+    class_names: tuple[str, ...]
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Detect objects in a BGR image."""
+        ...
+
+
+class ModelError(Exception):
+    """A model file is missing, malformed or does not fit its configuration."""
+
+
+__all__ = ["Detections", "Detector", "ModelError"]

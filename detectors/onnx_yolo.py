@@ -1,0 +1,143 @@
+"""YOLO (ultralytics v8/11 export) inference on onnxruntime: letterbox, run, decode, NMS.
+
+The box has no torch: this is the only inference path in the runtime install. Class names and
+the input size come from the metadata that ultralytics writes into the ONNX file.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from detectors import Detections, ModelError
+
+log = logging.getLogger(__name__)
+
+PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "OpenVINOExecutionProvider", "CPUExecutionProvider")
+
+
+class OnnxYoloDetector:
+    """A YOLO detection model exported to ONNX by ultralytics."""
+
+    def __init__(self, model_path: Path, min_score: float = 0.25, iou: float = 0.5, threads: int = 1) -> None:
+        if not model_path.is_file():
+            raise ModelError(f"model file not found: {model_path}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        available = ort.get_available_providers()
+        providers = [p for p in PREFERRED_PROVIDERS if p in available]
+        try:
+            self.session = ort.InferenceSession(str(model_path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+            raise ModelError(f"{model_path}: not a readable ONNX model ({exc})") from exc
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.class_names = _class_names(model_path, meta)
+        shape = self.session.get_inputs()[0].shape
+        if len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
+            raise ModelError(f"{model_path}: expected a fixed input of shape (1, 3, H, W), got {shape}")
+        self.input_hw = (int(shape[2]), int(shape[3]))
+        out_shape = self.session.get_outputs()[0].shape
+        if len(out_shape) != 3 or out_shape[1] != 4 + len(self.class_names):
+            raise ModelError(
+                f"{model_path}: output shape {out_shape} does not fit {len(self.class_names)} classes; "
+                "export a detection model with `edge-agent export` (ultralytics format)"
+            )
+        self.input_name = self.session.get_inputs()[0].name
+        self.min_score = min_score
+        self.iou = iou
+        self.name = model_path.stem
+        self.version = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
+        log.info(
+            "model %s (%s): %d classes, input %dx%d, providers %s",
+            self.name,
+            self.version,
+            len(self.class_names),
+            self.input_hw[1],
+            self.input_hw[0],
+            self.session.get_providers(),
+        )
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Detect objects in one BGR image; boxes are in the image's pixels."""
+        blob, scale, pad = letterbox(image, self.input_hw)
+        raw = self.session.run(None, {self.input_name: blob})[0][0]  # (4 + classes, anchors)
+        return self._decode(raw, scale, pad, image.shape[:2])
+
+    def _decode(self, raw: np.ndarray, scale: float, pad: tuple[float, float], hw: tuple[int, int]) -> Detections:
+        scores_all = raw[4:]
+        class_id = scores_all.argmax(axis=0)
+        confidence = scores_all[class_id, np.arange(scores_all.shape[1])]
+        keep = confidence >= self.min_score
+        if not keep.any():
+            return Detections.empty(self.class_names)
+        cx, cy, w, h = raw[:4, keep]
+        xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+        xyxy = (xyxy - np.array([pad[0], pad[1], pad[0], pad[1]], np.float32)) / scale
+        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, hw[1])
+        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, hw[0])
+        confidence, class_id = confidence[keep], class_id[keep]
+        kept = nms_per_class(xyxy, confidence, class_id, self.iou)
+        return Detections(
+            xyxy[kept].astype(np.float32),
+            confidence[kept].astype(np.float32),
+            class_id[kept].astype(np.int32),
+            self.class_names,
+        )
+
+
+def letterbox(image: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """Resize keeping the aspect ratio, pad with grey (114) to the model input, as ultralytics does.
+
+    Returns the NCHW float32 RGB blob in [0, 1], the scale applied and the (x, y) padding.
+    """
+    in_h, in_w = input_hw
+    h, w = image.shape[:2]
+    scale = min(in_w / w, in_h / h)
+    new_w, new_h = round(w * scale), round(h * scale)
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    pad_x, pad_y = (in_w - new_w) / 2, (in_h - new_h) / 2
+    canvas = np.full((in_h, in_w, 3), 114, np.uint8)
+    top, left = round(pad_y - 0.1), round(pad_x - 0.1)
+    canvas[top : top + new_h, left : left + new_w] = resized
+    blob = canvas[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+    return np.ascontiguousarray(blob), scale, (float(left), float(top))
+
+
+def nms_per_class(xyxy: np.ndarray, scores: np.ndarray, class_id: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, run separately for each class."""
+    offset = class_id[:, None].astype(np.float32) * (xyxy.max() + 1)  # boxes of other classes never overlap
+    boxes = xyxy + offset
+    order = scores.argsort()[::-1]
+    keep: list[int] = []
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    while order.size:
+        i = order[0]
+        keep.append(int(i))
+        rest = order[1:]
+        xx1 = np.maximum(boxes[i, 0], boxes[rest, 0])
+        yy1 = np.maximum(boxes[i, 1], boxes[rest, 1])
+        xx2 = np.minimum(boxes[i, 2], boxes[rest, 2])
+        yy2 = np.minimum(boxes[i, 3], boxes[rest, 3])
+        inter = np.clip(xx2 - xx1, 0, None) * np.clip(yy2 - yy1, 0, None)
+        overlap = inter / (areas[i] + areas[rest] - inter + 1e-9)
+        order = rest[overlap <= iou]
+    return np.array(keep, dtype=np.int64)
+
+
+def _class_names(model_path: Path, meta: dict[str, str]) -> tuple[str, ...]:
+    if "names" not in meta:
+        raise ModelError(f"{model_path}: no class names in the model metadata; export it with `edge-agent export`")
+    try:
+        names = ast.literal_eval(meta["names"])
+    except (ValueError, SyntaxError) as exc:
+        raise ModelError(f"{model_path}: unreadable class names in metadata: {meta['names']!r}") from exc
+    if isinstance(names, dict):
+        return tuple(str(names[i]) for i in sorted(names))
+    return tuple(str(n) for n in names)

@@ -1,0 +1,51 @@
+"""Video and telemetry sources: they turn cameras, files and sidecars into Frames with positions.
+
+This package knows nothing of detectors, cases or uploads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PositionFix:
+    """One position report. Times are UTC; `media_s` is the offset into a video when a sidecar gives it."""
+
+    lat: float
+    lon: float
+    alt_m: float | None = None
+    utc: datetime | None = None
+    media_s: float | None = None
+    accuracy_m: float | None = None
+    heading_deg: float | None = None
+    speed_mps: float | None = None
+    source: str = "unknown"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A decoded frame handed to the agent.
+
+    `utc` is wall-clock time of capture (for recorded footage: the recording start plus the media
+    time); `mono_s` is the agent's monotonic clock when the frame was decoded; `media_s` the
+    presentation time inside the stream. `image` is BGR, HxWx3 uint8.
+    """
+
+    source_id: str
+    index: int
+    utc: datetime
+    mono_s: float
+    media_s: float
+    image: np.ndarray = field(repr=False)
+    fix: PositionFix | None = None
+
+
+class StreamError(Exception):
+    """A source cannot be opened or read; the message says which source and what to check."""
+
+
+__all__ = ["Frame", "PositionFix", "StreamError"]

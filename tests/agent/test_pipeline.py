@@ -1,0 +1,93 @@
+"""The whole path in one process: sample clip -> model -> rule -> signed case in the outbox -> MQTT."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.config import AgentConfig, default_config
+from agent.runner import run_agent
+from agent.verify import verify_path
+from tests.conftest import Broker, Receiver
+
+
+def demo_config(tmp_path: Path, **uploader) -> AgentConfig:
+    config = default_config()
+    return config.model_copy(
+        update={"state_dir": tmp_path / "state", "uploader": config.uploader.model_copy(update=uploader)}
+    )
+
+
+def outbox_records(state: Path) -> list[dict]:
+    return [json.loads(p.read_bytes()) for p in sorted((state / "outbox" / "cases").glob("*/r*/case.json"))]
+
+
+def test_demo_clip_makes_signed_geotagged_cases(tmp_path: Path, case_validator) -> None:
+    result = run_agent(demo_config(tmp_path))
+    summary = result.summaries[0]
+    assert not summary.error
+    assert summary.frames_decoded == 240 and summary.frames_analysed == 48  # 24 s at 10 fps, sampled at 2 fps
+    records = outbox_records(tmp_path / "state")
+    assert len(records) == summary.cases >= 1
+    for record in records:
+        case_validator.validate(record)
+        assert record["source"] == {"id": "sample-patrol", "kind": "vehicle"}
+        assert record["type"] in ("garbage_pile", "overflowing_bin")
+        location = record["location"]
+        assert location["method"] == "camera_position:nmea"
+        # the synthetic track runs east from 30.27415, 120.15515 at 10 m/s for 24 s
+        assert location["lat"] == pytest.approx(30.27415, abs=1e-5)
+        assert 120.15515 <= location["lon"] <= 120.15515 + 0.0026
+        assert location["gcj02"]["lon"] > location["lon"]  # the GCJ-02 shift in Hangzhou is to the east
+        assert record["first_seen"] >= "2026-11-20T02:30:00.000Z" and record["last_seen"] <= "2026-11-20T02:30:24.000Z"
+        assert record["first_seen"] <= record["last_seen"]
+    problems, checked = verify_path(tmp_path / "state" / "outbox", None)
+    assert problems == [] and checked == len(records)
+
+
+def test_rerun_of_the_same_footage_adds_no_duplicate(tmp_path: Path) -> None:
+    first = run_agent(demo_config(tmp_path))
+    second = run_agent(demo_config(tmp_path))
+    assert second.summaries[0].case_ids == first.summaries[0].case_ids  # stable ids
+    assert second.outbox_counts["pending"] == len(first.summaries[0].case_ids)
+
+
+def test_tampering_is_detected_and_named(tmp_path: Path) -> None:
+    run_agent(demo_config(tmp_path))
+    case_dir = next((tmp_path / "state" / "outbox" / "cases").glob("*/r1"))
+    snapshot = case_dir / "snapshot.jpg"
+    original = snapshot.read_bytes()
+    altered = bytearray(original)
+    altered[len(altered) // 2] ^= 0x01  # one bit of one byte
+    snapshot.write_bytes(bytes(altered))
+    problems, _ = verify_path(case_dir, None)
+    assert problems == [f"{snapshot}: sha256 differs from the case (the file was altered)"]
+    snapshot.write_bytes(original)
+    assert verify_path(case_dir, None)[0] == []
+    case_file = case_dir / "case.json"
+    case_file.write_text(case_file.read_text().replace('"revision": 1', '"revision": 2'))
+    problems, _ = verify_path(case_dir, None)
+    assert problems == [f"{case_file}: signature does not match the case JSON (the case was altered)"]
+
+
+def test_broker_receives_cases_and_intact_snapshots(
+    tmp_path: Path, broker: Broker, receiver: Receiver, case_validator
+) -> None:
+    from agent.config import MqttConfig
+
+    config = demo_config(tmp_path, mqtt=MqttConfig(host="127.0.0.1", port=broker.port, topic_prefix="city"))
+    result = run_agent(config)
+    expected = result.summaries[0].case_ids
+    assert expected and result.published == len(expected)
+    cases = receiver.wait_for_cases(len(expected), timeout_s=10)
+    assert sorted(c["id"] for c in cases) == sorted(expected)
+    for case in cases:
+        case_validator.validate(case)
+        (snapshot,) = receiver.payload(f"city/demo-box/evidence/{case['id']}/snapshot.jpg")
+        assert hashlib.sha256(snapshot).hexdigest() == case["evidence"][0]["sha256"]
+        assert snapshot[:2] == b"\xff\xd8"
+    assert receiver.payload("city/demo-box/status")[-1] == b"offline"  # clean shutdown says so
+    assert result.outbox_counts == {"pending": 0, "sent": len(expected)}
