@@ -9,6 +9,7 @@ from pathlib import Path
 
 from agent.config import AgentConfig, ConfigError, SourceConfig, default_config, load_config
 from agent.logs import setup_logging
+from detectors import ModelError
 
 log = logging.getLogger("agent")
 
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     try:
         return args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -102,6 +103,21 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=_cmd_train)
 
+    evaluate = sub.add_parser(
+        "eval",
+        help="measure a model on held-out labelled images (precision, recall, mAP) through onnxruntime",
+        description="Evaluate an ONNX model on labelled images it never trained on, through the agent's own "
+        "onnxruntime path: per-class precision and recall at --conf, mAP@0.5 and mAP@0.5:0.95, a confusion "
+        "matrix and ms per image. --negatives counts detections on footage without targets.",
+    )
+    evaluate.add_argument("--model", type=Path, required=True, help="ONNX model (or builtin:garbage)")
+    evaluate.add_argument("--data", type=Path, help="data.yaml (its val split) or a folder with images/ and labels/")
+    evaluate.add_argument("--negatives", type=Path, help="a video without targets: detections per 1000 frames")
+    evaluate.add_argument("--conf", type=float, default=0.30, help="operating threshold for P, R and confusion")
+    evaluate.add_argument("--threads", type=int, default=1)
+    evaluate.add_argument("--json", type=Path, help="also write the results here")
+    evaluate.set_defaults(func=_cmd_eval)
+
     export = sub.add_parser(
         "export",
         help="export trained weights to the ONNX model the agent runs (needs the train extra)",
@@ -111,6 +127,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("weights", type=Path)
     export.add_argument("--imgsz", default="192x320", help="HEIGHTxWIDTH, multiples of 32")
     export.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    export.add_argument(
+        "--int8",
+        type=Path,
+        metavar="CALIBRATION_IMAGES",
+        help="also write a static int8 (QDQ) model, calibrated on these images, beside --out",
+    )
     export.set_defaults(func=_cmd_export)
     return parser
 
@@ -177,6 +199,41 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from agent import evaluate as ev
+    from agent.resources import builtin
+
+    model = builtin(str(args.model).removeprefix("builtin:")) if str(args.model).startswith("builtin:") else args.model
+    if not args.data and not args.negatives:
+        raise ConfigError("eval: give --data (labelled images) and/or --negatives (a video without targets)")
+    results: dict = {}
+    if args.data:
+        report = ev.evaluate(model, args.data, args.conf, args.threads)
+        ev.print_report(report)
+        results["held_out"] = report
+    if args.negatives:
+        frames, flagged, per_class = ev.false_positives_per_1000(model, args.negatives, args.conf, args.threads)
+        per_1000 = 1000 * sum(per_class.values()) / max(frames, 1)
+        print(
+            f"\n{args.negatives.name}: {frames} frames, {flagged} with a box at conf {args.conf}; "
+            f"{per_1000:.1f} detections per 1000 frames {per_class}"
+        )
+        results["negatives"] = {
+            "video": str(args.negatives),
+            "frames": frames,
+            "frames_with_box": flagged,
+            "per_class": per_class,
+            "per_1000_frames": per_1000,
+        }
+    if args.json:
+        import json
+
+        if "held_out" in results:
+            results["held_out"] = json.loads(ev.report_json(results["held_out"]))
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from agent.training import export_onnx
 
@@ -186,6 +243,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"error: --imgsz {args.imgsz!r}: give HEIGHTxWIDTH, for example 192x320", file=sys.stderr)
         return 2
     print(f"wrote {export_onnx(args.weights, (height, width), args.out)}")
+    if args.int8:
+        from agent.training import quantize_int8
+
+        int8_path = args.out.with_name(args.out.stem + "-int8.onnx")
+        print(f"wrote {quantize_int8(args.out, args.int8, int8_path)}")
     return 0
 
 

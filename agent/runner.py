@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.config import AgentConfig
+from agent.config import AgentConfig, ConfigError
 from agent.pipeline import Pipeline, SourceSummary, state_paths
 from agent.signing import Signer
 from detectors.onnx_yolo import OnnxYoloDetector
@@ -41,6 +41,7 @@ def run_agent(
     detector = OnnxYoloDetector(
         config.detector.model, config.detector.min_score, config.detector.iou, config.detector.threads
     )
+    check_class_map(config, detector.class_names)
     outbox_dir, keys_dir = state_paths(config)
     outbox = Outbox(outbox_dir)
     signer = Signer.load_or_create(keys_dir)
@@ -77,6 +78,16 @@ def run_agent(
     return RunResult(
         summaries, counts, str(outbox_dir), uploader.published if uploader else 0, time.monotonic() - started
     )
+
+
+def check_class_map(config: AgentConfig, class_names: tuple[str, ...]) -> None:
+    """Refuse at start-up a class map that names classes the model does not have."""
+    unknown = sorted(set(config.detector.class_map) - set(class_names))
+    if unknown:
+        raise ConfigError(
+            f"detector.class_map: {', '.join(map(repr, unknown))} not among the classes of "
+            f"{config.detector.model.name} ({', '.join(class_names)}); map the model's own class names"
+        )
 
 
 def _uploader(config: AgentConfig, outbox: Outbox) -> MqttUploader | None:

@@ -141,3 +141,72 @@ def export_onnx(weights: Path, imgsz: tuple[int, int], out_path: Path) -> Path:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     Path(exported).replace(out_path)
     return out_path
+
+
+def quantize_int8(fp32_model: Path, calibration_images: Path, out_path: Path, max_images: int = 200) -> Path:
+    """Static int8 quantization in QDQ format, calibrated on real images (never quantize_dynamic:
+    its ConvInteger kernels run several times slower than fp32 on these CPUs)."""
+    import tempfile
+
+    import cv2
+    import numpy as np
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from detectors.onnx_yolo import letterbox
+
+    session = ort.InferenceSession(str(fp32_model), providers=["CPUExecutionProvider"])
+    model_input = session.get_inputs()[0]
+    input_hw = (int(model_input.shape[2]), int(model_input.shape[3]))
+    images = sorted(p for p in calibration_images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    step = max(1, len(images) // max_images)
+    chosen = images[::step][:max_images]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._paths = iter(chosen)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            for path in self._paths:
+                image = cv2.imread(str(path))
+                if image is not None:
+                    return {model_input.name: letterbox(image, input_hw)[0]}
+            return None
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_model), str(prepared))
+        quantize_static(
+            str(prepared),
+            str(out_path),
+            Reader(),
+            nodes_to_exclude=_decode_nodes(prepared),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+    _copy_metadata(fp32_model, out_path)
+    return out_path
+
+
+def _decode_nodes(model_path: Path) -> list[str]:
+    """The detect head's box decoding (DFL, concat of boxes and scores): kept in float, because one
+    int8 scale cannot hold pixel coordinates and class scores at once."""
+    import onnx
+
+    nodes = onnx.load(str(model_path)).graph.node
+    head = nodes[-1].name.rsplit("/", 1)[0] + "/"  # e.g. /model.22/
+    return [n.name for n in nodes if n.name.startswith(head) and not n.name.startswith((head + "cv2", head + "cv3"))]
+
+
+def _copy_metadata(source: Path, target: Path) -> None:
+    """Quantization drops the ultralytics metadata (class names, input size): put it back."""
+    import onnx
+
+    src, dst = onnx.load(str(source)), onnx.load(str(target))
+    del dst.metadata_props[:]
+    for prop in src.metadata_props:
+        dst.metadata_props.add(key=prop.key, value=prop.value)
+    onnx.save(dst, str(target))

@@ -1,0 +1,134 @@
+"""Detection metrics: precision, recall, AP at IoU thresholds (COCO-style 101-point interpolation) and
+a confusion matrix at an operating threshold. Pure numpy, so that evaluation runs on the box's own
+inference path and not through a training framework.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (N, 4) and (M, 4) xyxy boxes -> (N, M)."""
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)), np.float32)
+    tl = np.maximum(a[:, None, :2], b[None, :, :2])
+    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(br - tl, 0, None).prod(axis=2)
+    area_a = (a[:, 2:] - a[:, :2]).prod(axis=1)
+    area_b = (b[:, 2:] - b[:, :2]).prod(axis=1)
+    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+
+
+@dataclass
+class ClassResult:
+    name: str
+    instances: int
+    ap50: float
+    ap50_95: float
+    precision: float
+    recall: float
+
+
+@dataclass
+class Evaluation:
+    """Accumulates predictions and ground truth image by image; `results()` computes the metrics."""
+
+    class_names: tuple[str, ...]
+    operating_conf: float = 0.30
+    _scores: list[list[float]] = field(default_factory=list)
+    _hits: list[list[np.ndarray]] = field(default_factory=list)  # per class: (10,) bool per prediction
+    _instances: np.ndarray = field(init=False)
+    confusion: np.ndarray = field(init=False)  # (classes + 1) x (classes + 1): rows predicted, cols true
+
+    def __post_init__(self) -> None:
+        n = len(self.class_names)
+        self._scores = [[] for _ in range(n)]
+        self._hits = [[] for _ in range(n)]
+        self._instances = np.zeros(n, np.int64)
+        self.confusion = np.zeros((n + 1, n + 1), np.int64)
+
+    def add(
+        self,
+        pred_xyxy: np.ndarray,
+        pred_conf: np.ndarray,
+        pred_cls: np.ndarray,
+        true_xyxy: np.ndarray,
+        true_cls: np.ndarray,
+    ) -> None:
+        """One image: predictions and labelled boxes, both in the same pixel space."""
+        for c in range(len(self.class_names)):
+            p, t = pred_cls == c, true_cls == c
+            self._instances[c] += int(t.sum())
+            hits = _match(pred_xyxy[p], pred_conf[p], true_xyxy[t])
+            self._scores[c].extend(pred_conf[p].tolist())
+            self._hits[c].extend(hits)
+        self._confuse(pred_xyxy, pred_conf, pred_cls, true_xyxy, true_cls)
+
+    def _confuse(self, pred_xyxy, pred_conf, pred_cls, true_xyxy, true_cls) -> None:
+        background = len(self.class_names)
+        keep = pred_conf >= self.operating_conf
+        pred_xyxy, pred_cls = pred_xyxy[keep], pred_cls[keep]
+        iou = box_iou(pred_xyxy, true_xyxy)
+        matched_pred, matched_true = set(), set()
+        for pi, ti in sorted(zip(*np.nonzero(iou >= 0.5), strict=True), key=lambda ij: -iou[ij]):
+            if pi in matched_pred or ti in matched_true:
+                continue
+            matched_pred.add(pi)
+            matched_true.add(ti)
+            self.confusion[pred_cls[pi], true_cls[ti]] += 1
+        for pi in set(range(len(pred_cls))) - matched_pred:
+            self.confusion[pred_cls[pi], background] += 1
+        for ti in set(range(len(true_cls))) - matched_true:
+            self.confusion[background, true_cls[ti]] += 1
+
+    def results(self) -> list[ClassResult]:
+        out = []
+        for c, name in enumerate(self.class_names):
+            scores = np.array(self._scores[c])
+            hits = np.array(self._hits[c]).reshape(-1, len(IOU_THRESHOLDS))
+            order = np.argsort(-scores, kind="stable")
+            scores, hits = scores[order], hits[order]
+            n = self._instances[c]
+            aps = [_average_precision(hits[:, k], n) for k in range(len(IOU_THRESHOLDS))]
+            at_conf = scores >= self.operating_conf
+            tp = int(hits[at_conf, 0].sum())
+            precision = tp / max(int(at_conf.sum()), 1)
+            recall = tp / n if n else 0.0
+            out.append(ClassResult(name, int(n), aps[0], float(np.mean(aps)), precision, recall))
+        return out
+
+
+def _match(pred_xyxy: np.ndarray, pred_conf: np.ndarray, true_xyxy: np.ndarray) -> list[np.ndarray]:
+    """For each prediction, whether it is a true positive at each IoU threshold (greedy by score)."""
+    hits = np.zeros((len(pred_xyxy), len(IOU_THRESHOLDS)), bool)
+    if not len(pred_xyxy) or not len(true_xyxy):
+        return list(hits)
+    iou = box_iou(pred_xyxy, true_xyxy)
+    for k, threshold in enumerate(IOU_THRESHOLDS):
+        taken = np.zeros(len(true_xyxy), bool)
+        for pi in np.argsort(-pred_conf, kind="stable"):
+            candidates = np.where((iou[pi] >= threshold) & ~taken)[0]
+            if len(candidates):
+                best = candidates[iou[pi, candidates].argmax()]
+                taken[best] = True
+                hits[pi, k] = True
+    return list(hits)
+
+
+def _average_precision(tp: np.ndarray, instances: int) -> float:
+    """Area under the interpolated precision-recall curve, sampled at 101 recall points (COCO)."""
+    if instances == 0 or not len(tp):
+        return 0.0
+    tp_cum = np.cumsum(tp)
+    recall = tp_cum / instances
+    precision = tp_cum / np.arange(1, len(tp) + 1)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    points = np.linspace(0, 1, 101)
+    idx = np.searchsorted(recall, points, side="left")
+    sampled = np.where(idx < len(envelope), envelope[np.minimum(idx, len(envelope) - 1)], 0.0)
+    return float(sampled.mean())
