@@ -85,6 +85,16 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--key", type=Path, help="public key PEM (default: keys/ of the state folder)")
     verify.set_defaults(func=_cmd_verify)
 
+    receive = sub.add_parser(
+        "receive",
+        help="the platform side: store and acknowledge what agents send (reference receiver)",
+        description="Subscribe to every agent under the topic prefix, check each case's schema and signature "
+        "and each evidence file's sha256, store them once in STORE_DIR (SQLite + files) and acknowledge them. "
+        "Several receivers with the same share_group split the load (MQTT 5 shared subscription).",
+    )
+    receive.add_argument("-c", "--config", type=Path, required=True, help="receiver YAML (see configs/receiver.yaml)")
+    receive.set_defaults(func=_cmd_receive)
+
     train = sub.add_parser(
         "train",
         help="train a YOLO detector on a YOLO-layout dataset (needs the train extra)",
@@ -187,6 +197,24 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(f"FAIL {problem}")
     print(f"{checked} case(s) checked, {len(problems)} problem(s)")
     return 1 if problems or not checked else 0
+
+
+def _cmd_receive(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from agent.receiver import Receiver, load_receiver_config
+
+    receiver = Receiver(load_receiver_config(args.config))
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    receiver.start()
+    log.info("receiver: storing into %s; stop with Ctrl-C or SIGTERM", receiver.store)
+    stop.wait()
+    receiver.stop()
+    print(f"{receiver.stored} case(s) stored, {receiver.duplicates} duplicate(s), {receiver.rejected} rejected")
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -7,24 +7,18 @@ secrets stay out of the file. Relative paths are relative to the configuration f
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from agent import resources
-from streams.video import is_live, mask_url
+from agent.config_loading import ConfigError, parse_model
+from streams.video import is_live
 
 CaseType = Literal["street_vending", "garbage_pile", "overflowing_bin", "cooking_fumes"]
 SourceKind = Literal["vehicle", "fixed", "drone", "bodycam"]
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; the message lists every problem, one per line."""
 
 
 class _Strict(BaseModel):
@@ -135,26 +129,41 @@ class EvidenceConfig(_Strict):
 class MqttConfig(_Strict):
     host: str = Field(min_length=1)
     port: int = Field(default=1883, ge=1, le=65535)
-    topic_prefix: str = Field(default="edge-agent", pattern=r"^[^#+]+$")
+    topic_prefix: str = Field(default="edge-agent", pattern=r"^[^#+$/][^#+]*$")
     username: str | None = None
     password: SecretStr | None = Field(
         default=None, description='use "${MQTT_PASSWORD}" to read it from the environment'
     )
+    password_file: Path | None = Field(default=None, description="a file holding the password (a mounted secret)")
     ca_file: Path | None = Field(default=None, description="CA certificate: turns TLS on")
     client_cert: Path | None = None
     client_key: Path | None = None
+    retry_cap_s: float = Field(default=30.0, ge=1, le=3600, description="longest wait between reconnections")
 
-    @field_validator("ca_file", "client_cert", "client_key")
+    @field_validator("ca_file", "client_cert", "client_key", "password_file")
     @classmethod
-    def _tls_file_exists(cls, value: Path | None) -> Path | None:
+    def _file_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
-            raise ValueError("file not found; give a PEM file readable by the agent")
+            raise ValueError("file not found; give a file readable by the agent")
         return value
+
+    def secret(self) -> str | None:
+        """The password, from `password` or `password_file`."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is not None:
+            return self.password_file.read_text().strip()
+        return None
 
 
 class UploaderConfig(_Strict):
     mqtt: MqttConfig | None = Field(default=None, description="without it cases stay in the local outbox")
     drain_timeout_s: float = Field(default=10.0, ge=0, description="on shutdown, how long to keep publishing")
+    kbit_per_s: float | None = Field(default=None, gt=0, description="bandwidth cap for uploads (None: no cap)")
+    daily_mb: float | None = Field(default=None, gt=0, description="daily upload budget; evidence waits beyond it")
+    ack_timeout_s: float = Field(default=300.0, gt=0, description="send again what the platform has not acknowledged")
+    disk_quota_mb: float = Field(default=2000.0, gt=0, description="over it, the oldest clips are evicted")
+    disk_hard_limit_mb: float = Field(default=4000.0, gt=0, description="over it, the oldest cases are dropped")
 
 
 class AgentConfig(_Strict):
@@ -179,9 +188,6 @@ class AgentConfig(_Strict):
         return sources
 
 
-_PATH_KEYS = {"url", "telemetry", "model", "state_dir", "ca_file", "client_cert", "client_key"}
-
-
 def load_config(path: Path) -> AgentConfig:
     """Read and validate a configuration file; raise ConfigError listing every problem."""
     try:
@@ -197,89 +203,10 @@ def default_config() -> AgentConfig:
 
 
 def parse_config(text: str, base_dir: Path, origin: str) -> AgentConfig:
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{origin}: expected a mapping of keys (agent_id, sources, detector, …) at the top")
-    problems: list[str] = []
-    raw = _prepare(raw, (), base_dir, problems)
-    if problems:
-        raise ConfigError(_report(origin, problems))
-    try:
-        config = AgentConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_report(origin, [_describe(e) for e in exc.errors()])) from None
-    if not config.state_dir.is_absolute():  # the default, which _prepare did not see
+    config = parse_model(AgentConfig, text, base_dir, origin)
+    if not config.state_dir.is_absolute():  # the default, which the loader did not see
         config = config.model_copy(update={"state_dir": base_dir / config.state_dir})
     return config
 
 
-def _prepare(node: Any, loc: tuple, base_dir: Path, problems: list[str]) -> Any:
-    """Expand ${VAR}, resolve builtin: names and relative paths, recursively."""
-    if isinstance(node, dict):
-        return {k: _prepare(v, (*loc, k), base_dir, problems) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_prepare(v, (*loc, i), base_dir, problems) for i, v in enumerate(node)]
-    if not isinstance(node, str):
-        return node
-    value = _expand_env(node, loc, problems)
-    key = loc[-1] if loc else ""
-    if key in _PATH_KEYS and not is_live(value):
-        if value.startswith("builtin:"):
-            found = resources.builtin(value.removeprefix("builtin:"))
-            if found is None:
-                problems.append(f"{_path(loc)}: unknown built-in {value!r}; accepted: {resources.builtin_names()}")
-                return value
-            return str(found)
-        expanded = Path(value).expanduser()
-        return str(expanded if expanded.is_absolute() else base_dir / expanded)
-    return value
-
-
-def _expand_env(value: str, loc: tuple, problems: list[str]) -> str:
-    def replace(match: re.Match) -> str:
-        name = match.group(1)
-        if name not in os.environ:
-            problems.append(
-                f"{_path(loc)}: environment variable {name} is not set; export {name}=… before starting the agent"
-            )
-            return ""
-        return os.environ[name]
-
-    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", replace, value)
-
-
-def _describe(error: dict) -> str:
-    loc = tuple(error["loc"])
-    where = _path(loc)
-    value = error.get("input")
-    if error["type"] == "extra_forbidden":
-        return f"{where}: unknown key; check its spelling against configs/README.md"
-    if error["type"] == "missing":
-        return f"{where}: required key is missing"
-    message = error["msg"].removeprefix("Value error, ")
-    return f"{where}: {message} (got {_show(loc, value)})"
-
-
-def _show(loc: tuple, value: Any) -> str:
-    if any(isinstance(p, str) and ("password" in p or "secret" in p) for p in loc):
-        return "***"
-    if isinstance(value, str):
-        return repr(mask_url(value))
-    if isinstance(value, dict | list):
-        return type(value).__name__
-    return repr(value)
-
-
-def _path(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _report(origin: str, problems: list[str]) -> str:
-    lines = "\n".join(f"  - {p}" for p in problems)
-    return f"{origin}: {len(problems)} problem(s) in the configuration:\n{lines}"
+__all__ = ["AgentConfig", "ConfigError", "default_config", "load_config", "parse_config"]

@@ -18,7 +18,7 @@ from agent.signing import Signer
 from detectors.onnx_yolo import OnnxYoloDetector
 from streams import Frame
 from streams.video import VideoSource
-from uploader import MqttSettings, MqttUploader, Outbox
+from uploader import MqttSettings, MqttUploader, Outbox, Topics, UploadPolicy
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,9 @@ def run_agent(
     )
     check_class_map(config, detector.class_names)
     outbox_dir, keys_dir = state_paths(config)
-    outbox = Outbox(outbox_dir)
+    outbox = Outbox(outbox_dir, int(config.uploader.disk_quota_mb * 1e6), int(config.uploader.disk_hard_limit_mb * 1e6))
     signer = Signer.load_or_create(keys_dir)
-    uploader = _uploader(config, outbox)
+    uploader = _uploader(config, outbox, signer)
     pipeline = Pipeline(config, detector, outbox, signer, on_case=uploader.notify if uploader else lambda: None)
     stop = threading.Event()
     restore = _handle_signals(stop)
@@ -90,23 +90,30 @@ def check_class_map(config: AgentConfig, class_names: tuple[str, ...]) -> None:
         )
 
 
-def _uploader(config: AgentConfig, outbox: Outbox) -> MqttUploader | None:
+def _uploader(config: AgentConfig, outbox: Outbox, signer: Signer) -> MqttUploader | None:
     mqtt_cfg = config.uploader.mqtt
     if mqtt_cfg is None:
         log.info("no uploader.mqtt configured: cases stay in the local outbox")
         return None
+    up = config.uploader
     settings = MqttSettings(
         host=mqtt_cfg.host,
         port=mqtt_cfg.port,
-        agent_id=config.agent_id,
-        topic_prefix=mqtt_cfg.topic_prefix,
+        client_id=f"edge-agent-{config.agent_id}",
         username=mqtt_cfg.username,
-        password=mqtt_cfg.password.get_secret_value() if mqtt_cfg.password else None,
+        password=mqtt_cfg.secret(),
         ca_file=mqtt_cfg.ca_file,
         client_cert=mqtt_cfg.client_cert,
         client_key=mqtt_cfg.client_key,
+        retry_cap_s=mqtt_cfg.retry_cap_s,
     )
-    return MqttUploader(outbox, settings)
+    policy = UploadPolicy(
+        kbit_per_s=up.kbit_per_s,
+        daily_bytes=int(up.daily_mb * 1e6) if up.daily_mb else None,
+        ack_timeout_s=up.ack_timeout_s,
+    )
+    topics = Topics(mqtt_cfg.topic_prefix, config.agent_id)
+    return MqttUploader(outbox, settings, topics, policy, public_key_pem=signer.public_pem)
 
 
 def _handle_signals(stop: threading.Event) -> Callable[[], None]:
@@ -136,7 +143,8 @@ def print_summary(result: RunResult, out=sys.stdout) -> None:
     counts = result.outbox_counts
     print(
         f"\n{sum(s.cases for s in result.summaries)} case(s) in {result.seconds:.1f} s. "
-        f"Outbox {result.outbox_dir}: {counts['pending']} pending, {counts['sent']} sent"
+        f"Outbox {result.outbox_dir}: {counts['pending']} pending, {counts['sent']} sent, "
+        f"{counts['acked']} acknowledged"
         f" ({result.published} published this run).",
         file=out,
     )

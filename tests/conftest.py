@@ -43,10 +43,11 @@ class Broker:
     port: int
     workdir: Path
     process: subprocess.Popen | None = None
+    extra_conf: str = "allow_anonymous true\n"
 
     def start(self) -> None:
         conf = self.workdir / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser root\npersistence false\n")
+        conf.write_text(f"listener {self.port} 127.0.0.1\nuser root\npersistence false\n{self.extra_conf}")
         self.process = subprocess.Popen(
             [_mosquitto(), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

@@ -3,7 +3,9 @@
 Knows nothing of streams, detectors or the Case type: it stores and sends bytes.
 """
 
-from uploader.mqtt import MqttSettings, MqttUploader
+from uploader.connection import MqttSettings
+from uploader.mqtt import MqttUploader, UploadPolicy
 from uploader.outbox import Outbox, OutboxItem
+from uploader.protocol import Topics
 
-__all__ = ["MqttSettings", "MqttUploader", "Outbox", "OutboxItem"]
+__all__ = ["MqttSettings", "MqttUploader", "Outbox", "OutboxItem", "Topics", "UploadPolicy"]

@@ -1,28 +1,26 @@
-"""Publishes outbox entries over MQTT 5 (paho-mqtt) at QoS 1 and marks them sent on PUBACK.
+"""Drains the outbox over MQTT 5 at QoS 1, most urgent first, within a bandwidth cap and a daily
+byte budget, and applies the platform's acknowledgements. See uploader/protocol.py for the topics.
 
-Topics, with `{p}` the configured prefix and `{a}` the agent id:
-  {p}/{a}/cases                         case JSON (one message per case revision)
-  {p}/{a}/evidence/{case_id}/{name}     raw evidence bytes; user properties case_id, revision, sha256
-  {p}/{a}/status                        "online" / "offline", retained, "offline" set by the last will
-Evidence is published before its case, so that a platform never holds a case whose files it lacks.
-A case that was published but not marked sent before a crash is published again: consumers
-deduplicate by (case id, revision).
+Cases go before evidence (new cases before updates), snapshots before clips. A file is sent in
+chunks and its progress is stored after every PUBACK, so a broken link resumes where it stopped.
+PUBACK only means the broker has it: a case leaves the box when the platform acknowledges it, and
+anything sent but unacknowledged for `ack_timeout_s` is sent again (the platform deduplicates).
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 import logging
-import ssl
 import threading
+import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
-from uploader.outbox import Outbox, OutboxItem
+from uploader.budget import TokenBucket, utc_day
+from uploader.connection import Connection, MqttSettings
+from uploader.outbox import CaseUnit, FileUnit, Outbox
+from uploader.protocol import CHUNK_BYTES, Chunk, Topics
 
 log = logging.getLogger(__name__)
 
@@ -30,155 +28,196 @@ PUBACK_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
-class MqttSettings:
-    """Where and how to publish. `password` is a secret: it is never logged."""
+class UploadPolicy:
+    """How much the link may carry and how long to wait for the platform."""
 
-    host: str
-    port: int
-    agent_id: str
-    topic_prefix: str = "edge-agent"
-    username: str | None = None
-    password: str | None = None
-    ca_file: Path | None = None
-    client_cert: Path | None = None
-    client_key: Path | None = None
-    keepalive_s: int = 30
-
-    def topic(self, *parts: str) -> str:
-        return "/".join((self.topic_prefix, self.agent_id, *parts))
+    kbit_per_s: float | None = None  # None: no cap
+    daily_bytes: int | None = None  # None: no budget; case JSON is always sent
+    ack_timeout_s: float = 300.0
 
 
 class MqttUploader:
-    """A background thread that drains the outbox whenever the broker is reachable."""
+    """A background sender plus the connection that carries it."""
 
-    def __init__(self, outbox: Outbox, settings: MqttSettings, retry_cap_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        settings: MqttSettings,
+        topics: Topics,
+        policy: UploadPolicy | None = None,
+        public_key_pem: bytes | None = None,
+    ) -> None:
         self.outbox = outbox
-        self.settings = settings
-        self.retry_cap_s = retry_cap_s
+        self.topics = topics
+        self.policy = policy or UploadPolicy()
+        self.public_key_pem = public_key_pem
         self.published = 0
-        self._connected = threading.Event()
-        self._stop = threading.Event()
+        self.bytes_sent = 0
+        self._bucket = TokenBucket(self.policy.kbit_per_s, CHUNK_BYTES + 4096)
         self._wake = threading.Event()
-        self._last_problem = ""
-        self._client = self._make_client()
-        self._thread = threading.Thread(target=self._run, name="mqtt-uploader", daemon=True)
+        self._stop = threading.Event()
+        self._deferred_notified: set[tuple[str, int, str]] = set()
+        self.connection = Connection(
+            settings,
+            will=(topics.status, b"offline"),
+            on_connected=self._on_connected,
+            on_message=self._on_message,
+            name="mqtt-network",
+        )
+        self._thread = threading.Thread(target=self._run, name="mqtt-sender", daemon=True)
 
     def start(self) -> None:
-        log.info("uploader: publishing to %s:%d as %s", self.settings.host, self.settings.port, self.settings.agent_id)
-        self._client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s)
-        self._client.loop_start()
+        log.info(
+            "uploader: publishing to %s:%d under %s/%s",
+            self.connection.settings.host,
+            self.connection.settings.port,
+            self.topics.prefix,
+            self.topics.agent_id,
+        )
+        self.connection.start()
         self._thread.start()
 
     def notify(self) -> None:
-        """Tell the uploader that a new case is waiting."""
+        """Tell the sender that a new case is waiting."""
         self._wake.set()
 
     def stop(self, drain_timeout_s: float = 10.0) -> None:
-        """Publish what is pending for up to `drain_timeout_s`, then disconnect cleanly."""
-        deadline = threading.Event()
-        timer = threading.Timer(drain_timeout_s, deadline.set)
-        timer.start()
-        while not deadline.is_set() and self.outbox.counts()["pending"] and self._thread.is_alive():
+        """Keep sending for up to `drain_timeout_s` while anything is unsent, then disconnect cleanly."""
+        deadline = time.monotonic() + drain_timeout_s
+        while time.monotonic() < deadline and self.outbox.unsent() and self._thread.is_alive():
             self._wake.set()
-            deadline.wait(0.1)
-        timer.cancel()
+            time.sleep(0.05)
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=PUBACK_TIMEOUT_S)
-        if self._connected.is_set():
-            self._client.publish(self.settings.topic("status"), b"offline", qos=1, retain=True).wait_for_publish(2)
-            self._client.disconnect()
-        self._client.loop_stop()
+        self.connection.stop(last_words=(self.topics.status, b"offline"))
 
-    def _make_client(self) -> mqtt.Client:
-        s = self.settings
-        client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"edge-agent-{s.agent_id}",
-            protocol=mqtt.MQTTv5,
-        )
-        if s.username:
-            client.username_pw_set(s.username, s.password)
-        if s.ca_file:
-            client.tls_set(
-                ca_certs=str(s.ca_file),
-                certfile=str(s.client_cert) if s.client_cert else None,
-                keyfile=str(s.client_key) if s.client_key else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        client.will_set(s.topic("status"), b"offline", qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=int(self.retry_cap_s))
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_connect_fail = self._on_connect_fail
-        return client
+    # --- connection callbacks (network thread) ------------------------------------------------------
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            self._problem(f"broker refused the connection: {reason_code}")
-            return
-        self._last_problem = ""
-        log.info("uploader: connected to %s:%d", self.settings.host, self.settings.port)
-        client.publish(self.settings.topic("status"), b"online", qos=1, retain=True)
-        self._connected.set()
+    def _on_connected(self, client: mqtt.Client) -> None:
+        client.subscribe(self.topics.ack, qos=1)
+        client.publish(self.topics.status, b"online", qos=1, retain=True)
+        if self.public_key_pem:
+            client.publish(self.topics.key, self.public_key_pem, qos=1, retain=True)
         self._wake.set()
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        self._connected.clear()
-        if not self._stop.is_set():
-            self._problem(f"disconnected from the broker: {reason_code}")
+    def _on_message(self, message: mqtt.MQTTMessage) -> None:
+        if message.topic != self.topics.ack:
+            return
+        try:
+            ack = json.loads(message.payload)
+            self.outbox.acknowledge(ack["case_id"], int(ack["revision"]), ack["kind"], ack.get("name"), ack["status"])
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("uploader: ignored a malformed acknowledgement (%s)", exc)
+            return
+        if ack["status"] == "rejected":
+            log.error(
+                "uploader: the platform REJECTED %s %s r%s %s: %s",
+                ack["kind"],
+                ack["case_id"],
+                ack["revision"],
+                ack.get("name", ""),
+                ack.get("reason", "no reason given"),
+            )
 
-    def _on_connect_fail(self, client, userdata) -> None:
-        self._problem(f"cannot reach the broker at {self.settings.host}:{self.settings.port}")
-
-    def _problem(self, text: str) -> None:
-        """Log a connection problem once per change of state, not once per retry."""
-        if text != self._last_problem:
-            log.warning("uploader: %s; cases stay in the outbox and are retried", text)
-            self._last_problem = text
+    # --- sending (sender thread) --------------------------------------------------------------------
 
     def _run(self) -> None:
+        day = utc_day()
+        last_resend_check = 0.0
         while not self._stop.is_set():
-            self._wake.wait(timeout=5.0)
-            self._wake.clear()
-            if not self._connected.is_set():
+            if not self.connection.connected.wait(timeout=0.5):
                 continue
-            for item in self.outbox.pending():
-                if self._stop.is_set() or not self._publish(item):
-                    break
+            if utc_day() != day:
+                day = utc_day()
+                self.outbox.release_deferred()
+            if time.monotonic() - last_resend_check > min(5.0, self.policy.ack_timeout_s / 4):
+                last_resend_check = time.monotonic()
+                if n := self.outbox.resend_unacked(self.policy.ack_timeout_s):
+                    log.warning(
+                        "uploader: %d item(s) unacknowledged for %.0f s; sending again", n, self.policy.ack_timeout_s
+                    )
+            unit = self.outbox.next_unit(evidence_allowed=self._evidence_allowed(day))
+            if unit is None:
+                self._wake.wait(timeout=1.0)
+                self._wake.clear()
+                continue
+            if isinstance(unit, FileUnit) and not self._file_fits_budget(unit, day):
+                continue
+            self._send(unit, day)
 
-    def _publish(self, item: OutboxItem) -> bool:
-        """Publish one case revision with its evidence; True when the broker acknowledged all of it."""
-        self.outbox.note_attempt(item)
-        messages = [
-            (self.settings.topic("evidence", item.case_id, path.name), path.read_bytes(), item)
-            for path in item.evidence_paths()
-        ]
-        messages.append((self.settings.topic("cases"), item.case_path.read_bytes(), item))
-        infos = []
-        for topic, payload, it in messages:
-            info = self._client.publish(topic, payload, qos=1, properties=_properties(it, payload))
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                return False
-            infos.append(info)
-        for info in infos:
-            try:
-                info.wait_for_publish(timeout=PUBACK_TIMEOUT_S)
-            except (RuntimeError, ValueError):
-                return False
-            if not info.is_published():
-                return False
-        self.outbox.mark_sent(item)
-        self.published += 1
-        log.info("uploader: case %s r%d published", item.case_id, item.revision)
-        return True
+    def _evidence_allowed(self, day: str) -> bool:
+        budget = self.policy.daily_bytes
+        return budget is None or self.outbox.bytes_today(day) < budget
+
+    def _file_fits_budget(self, unit: FileUnit, day: str) -> bool:
+        budget = self.policy.daily_bytes
+        if budget is None:
+            return True
+        remaining_bytes = unit.bytes - unit.next_chunk * CHUNK_BYTES
+        if self.outbox.bytes_today(day) + remaining_bytes <= budget:
+            return True
+        self.outbox.defer_file(unit)
+        key = (unit.case_id, unit.revision, unit.name)
+        if key not in self._deferred_notified:
+            self._deferred_notified.add(key)
+            log.info(
+                "uploader: %s of case %s deferred: today's %d-byte budget is spent", unit.name, unit.case_id, budget
+            )
+            notice = {
+                "case_id": unit.case_id,
+                "revision": unit.revision,
+                "name": unit.name,
+                "state": "deferred",
+                "reason": f"daily upload budget of {budget} bytes reached; kept on the box",
+            }
+            self.connection.client.publish(self.topics.evidence_status, json.dumps(notice).encode(), qos=1)
+        return False
+
+    def _send(self, unit: CaseUnit | FileUnit, day: str) -> None:
+        if isinstance(unit, CaseUnit):
+            payload, topic, props = unit.path.read_bytes(), self.topics.cases, None
+            self.outbox.note_attempt(unit)
+        else:
+            chunk = _read_chunk(unit)
+            payload, topic, props = chunk.data, self.topics.evidence(unit.case_id, unit.name), chunk.properties()
+        while (wait := self._bucket.wait_time(len(payload))) > 0:
+            if self._stop.wait(wait):
+                return
+        info = self.connection.client.publish(topic, payload, qos=1, properties=props)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS or not _wait_puback(info):
+            return  # not acknowledged by the broker: the unit stays as it was and goes again
+        self._bucket.spend(len(payload))
+        self.outbox.add_bytes(day, len(payload))
+        self.bytes_sent += len(payload)
+        if isinstance(unit, CaseUnit):
+            self.outbox.case_sent(unit)
+            self.published += 1
+            log.info("uploader: case %s r%d sent", unit.case_id, unit.revision)
+        else:
+            self.outbox.chunk_sent(unit, unit.next_chunk)
 
 
-def _properties(item: OutboxItem, payload: bytes) -> Properties:
-    props = Properties(PacketTypes.PUBLISH)
-    props.UserProperty = [
-        ("case_id", item.case_id),
-        ("revision", str(item.revision)),
-        ("sha256", hashlib.sha256(payload).hexdigest()),
-    ]
-    return props
+def _read_chunk(unit: FileUnit) -> Chunk:
+    with open(unit.path, "rb") as fh:
+        fh.seek(unit.next_chunk * CHUNK_BYTES)
+        data = fh.read(CHUNK_BYTES)
+    return Chunk(
+        case_id=unit.case_id,
+        revision=unit.revision,
+        name=unit.name,
+        index=unit.next_chunk,
+        count=unit.chunks,
+        file_sha256=unit.sha256,
+        file_bytes=unit.bytes,
+        media_type=unit.media_type,
+        data=data,
+    )
+
+
+def _wait_puback(info: mqtt.MQTTMessageInfo) -> bool:
+    try:
+        info.wait_for_publish(timeout=PUBACK_TIMEOUT_S)
+        return info.is_published()
+    except (RuntimeError, ValueError):
+        return False

@@ -1,16 +1,21 @@
 """A durable outbox: case JSON and evidence files on disk, their upload state in SQLite (WAL).
 
 A case counts as accepted only when `accept` returns: its files are written to a temporary name,
-fsynced and renamed, and its row is committed with synchronous=FULL. A crash at any point either
+fsynced and renamed, and its rows are committed with synchronous=FULL. A crash at any point either
 leaves no trace of the case or leaves it complete; `case.json` is renamed last, so a folder with a
 case.json but no row (a crash between the rename and the commit) is adopted on the next start.
+
+Each case revision and each of its files moves pending -> sent (broker PUBACK) -> acked (the
+platform's acknowledgement). A case leaves the disk only when it and all its files are acked; its
+row stays, so that the same case accepted again (a re-run of the same footage) is not sent again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import os
+import mimetypes
 import shutil
 import sqlite3
 import threading
@@ -18,23 +23,59 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from uploader.files import fsync_dir, write_atomic
+from uploader.protocol import chunk_count
+
 log = logging.getLogger(__name__)
 
 CASE_FILE = "case.json"
-PENDING, SENT = "pending", "sent"
+PENDING, SENT, ACKED = "pending", "sent", "acked"
+SUPERSEDED, REJECTED, DEFERRED, EVICTED = "superseded", "rejected", "deferred", "evicted"
+
+# Lower goes first: new cases, then updates, then snapshots, then clips, then anything else.
+PRIORITY_NEW_CASE, PRIORITY_UPDATE, PRIORITY_IMAGE, PRIORITY_VIDEO, PRIORITY_OTHER = range(5)
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    case_id     TEXT NOT NULL,
-    revision    INTEGER NOT NULL,
-    state       TEXT NOT NULL,
-    accepted_at REAL NOT NULL,
-    sent_at     REAL,
-    attempts    INTEGER NOT NULL DEFAULT 0,
+CREATE TABLE IF NOT EXISTS cases (
+    case_id TEXT NOT NULL, revision INTEGER NOT NULL, state TEXT NOT NULL,
+    accepted_at REAL NOT NULL, sent_at REAL, acked_at REAL, attempts INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (case_id, revision)
 );
-CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, accepted_at);
+CREATE TABLE IF NOT EXISTS files (
+    case_id TEXT NOT NULL, revision INTEGER NOT NULL, name TEXT NOT NULL, media_type TEXT NOT NULL,
+    bytes INTEGER NOT NULL, sha256 TEXT NOT NULL, priority INTEGER NOT NULL, chunks INTEGER NOT NULL,
+    chunks_sent INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL, sent_at REAL, accepted_at REAL NOT NULL,
+    PRIMARY KEY (case_id, revision, name)
+);
+CREATE TABLE IF NOT EXISTS daily_bytes (day TEXT PRIMARY KEY, bytes INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS cases_state ON cases (state, accepted_at);
+CREATE INDEX IF NOT EXISTS files_state ON files (state, priority, accepted_at);
 """
+
+
+@dataclass(frozen=True)
+class CaseUnit:
+    """A case JSON to publish."""
+
+    case_id: str
+    revision: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class FileUnit:
+    """An evidence file to publish from chunk `next_chunk` on."""
+
+    case_id: str
+    revision: int
+    name: str
+    media_type: str
+    path: Path
+    bytes: int
+    sha256: str
+    chunks: int
+    next_chunk: int
+    priority: int
 
 
 @dataclass(frozen=True)
@@ -45,19 +86,14 @@ class OutboxItem:
     revision: int
     folder: Path
 
-    @property
-    def case_path(self) -> Path:
-        return self.folder / CASE_FILE
-
-    def evidence_paths(self) -> list[Path]:
-        return sorted(p for p in self.folder.iterdir() if p.name != CASE_FILE and not p.name.endswith(".tmp"))
-
 
 class Outbox:
     """Cases waiting for upload. Safe to use from several threads."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, quota_bytes: int | None = None, hard_limit_bytes: int | None = None) -> None:
         self.root = root
+        self.quota_bytes = quota_bytes
+        self.hard_limit_bytes = hard_limit_bytes or quota_bytes
         self.cases_dir = root / "cases"
         self.cases_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -67,71 +103,273 @@ class Outbox:
         self._db.executescript(_SCHEMA)
         self._recover()
 
+    # --- accepting -----------------------------------------------------------------------------
+
     def accept(self, case_id: str, revision: int, case_json: bytes, evidence: dict[str, bytes]) -> bool:
         """Store a case durably. Returns False when this case revision was accepted before."""
         if "/" in case_id or case_id.startswith("."):
             raise ValueError(f"case id {case_id!r} cannot be a folder name")
         with self._lock:
-            if self._row(case_id, revision):
+            if self._case_state(case_id, revision):
                 return False
             folder = self._folder(case_id, revision)
             folder.mkdir(parents=True, exist_ok=True)
             for name, data in evidence.items():
-                _write_atomic(folder / name, data)
-            _write_atomic(folder / CASE_FILE, case_json)
-            _fsync_dir(folder)
-            _fsync_dir(folder.parent)
-            self._db.execute(
-                "INSERT INTO outbox (case_id, revision, state, accepted_at) VALUES (?, ?, ?, ?)",
-                (case_id, revision, PENDING, time.time()),
-            )
-            return True
+                write_atomic(folder / name, data)
+            write_atomic(folder / CASE_FILE, case_json)
+            fsync_dir(folder)
+            fsync_dir(folder.parent)
+            self._insert(case_id, revision, folder, time.time())
+        if self.quota_bytes is not None:
+            self.enforce_quota(self.quota_bytes, self.hard_limit_bytes or self.quota_bytes)
+        return True
 
-    def pending(self, limit: int = 50) -> list[OutboxItem]:
-        """Unsent revisions, oldest first."""
+    def _insert(self, case_id: str, revision: int, folder: Path, accepted_at: float) -> None:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT INTO cases (case_id, revision, state, accepted_at) VALUES (?, ?, ?, ?)",
+                (case_id, revision, PENDING, accepted_at),
+            )
+            for path in sorted(folder.iterdir()):
+                if path.name == CASE_FILE or path.name.endswith(".tmp"):
+                    continue
+                media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                data = path.read_bytes()
+                self._db.execute(
+                    "INSERT INTO files (case_id, revision, name, media_type, bytes, sha256, priority, chunks, state,"
+                    " accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        case_id,
+                        revision,
+                        path.name,
+                        media_type,
+                        len(data),
+                        hashlib.sha256(data).hexdigest(),
+                        _priority(media_type),
+                        chunk_count(len(data)),
+                        PENDING,
+                        accepted_at,
+                    ),
+                )
+            # a newer revision supersedes older ones that were never sent
+            self._db.execute(
+                "UPDATE cases SET state = ? WHERE case_id = ? AND revision < ? AND state = ?",
+                (SUPERSEDED, case_id, revision, PENDING),
+            )
+            self._db.execute(
+                "UPDATE files SET state = ? WHERE case_id = ? AND revision < ? AND state IN (?, ?)",
+                (SUPERSEDED, case_id, revision, PENDING, DEFERRED),
+            )
+
+    # --- sending ---------------------------------------------------------------------------------
+
+    def next_unit(self, evidence_allowed: bool = True) -> CaseUnit | FileUnit | None:
+        """The most urgent thing to send: case JSONs (new before updates), then files by priority."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT case_id, revision FROM outbox WHERE state = ? ORDER BY accepted_at LIMIT ?",
-                (PENDING, limit),
+            row = self._db.execute(
+                "SELECT case_id, revision FROM cases WHERE state = ? ORDER BY revision > 1, accepted_at LIMIT 1",
+                (PENDING,),
+            ).fetchone()
+            if row:
+                return CaseUnit(row[0], row[1], self._folder(row[0], row[1]) / CASE_FILE)
+            if not evidence_allowed:
+                return None
+            row = self._db.execute(
+                "SELECT case_id, revision, name, media_type, bytes, sha256, chunks, chunks_sent, priority FROM files"
+                " WHERE state = ? ORDER BY priority, accepted_at, name LIMIT 1",
+                (PENDING,),
+            ).fetchone()
+        if not row:
+            return None
+        cid, rev, name, media_type, size, sha, chunks, sent, priority = row
+        return FileUnit(cid, rev, name, media_type, self._folder(cid, rev) / name, size, sha, chunks, sent, priority)
+
+    def case_sent(self, unit: CaseUnit) -> None:
+        self._update_case(unit.case_id, unit.revision, SENT, "sent_at", only_from=(PENDING,))
+
+    def chunk_sent(self, unit: FileUnit, index: int) -> None:
+        """Record a chunk the broker acknowledged, so that a broken transfer resumes after it."""
+        state_after = SENT if index + 1 >= unit.chunks else PENDING
+        with self._lock:
+            self._db.execute(
+                "UPDATE files SET chunks_sent = ?, state = ?, sent_at = ? WHERE case_id = ? AND revision = ? "
+                "AND name = ? AND state = ?",
+                (index + 1, state_after, time.time(), unit.case_id, unit.revision, unit.name, PENDING),
+            )
+
+    def note_attempt(self, unit: CaseUnit) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE cases SET attempts = attempts + 1 WHERE case_id = ? AND revision = ?",
+                (unit.case_id, unit.revision),
+            )
+
+    def defer_file(self, unit: FileUnit) -> None:
+        """Keep a file on the box for now (budget exhausted); `release_deferred` queues it again."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE files SET state = ? WHERE case_id = ? AND revision = ? AND name = ? AND state = ?",
+                (DEFERRED, unit.case_id, unit.revision, unit.name, PENDING),
+            )
+
+    def release_deferred(self) -> int:
+        with self._lock:
+            return self._db.execute("UPDATE files SET state = ? WHERE state = ?", (PENDING, DEFERRED)).rowcount
+
+    def resend_unacked(self, older_than_s: float) -> int:
+        """Sent long ago and never acknowledged (the broker may have lost it): send again."""
+        cutoff = time.time() - older_than_s
+        with self._lock, self._db:
+            n = self._db.execute(
+                "UPDATE cases SET state = ? WHERE state = ? AND sent_at < ?", (PENDING, SENT, cutoff)
+            ).rowcount
+            n += self._db.execute(
+                "UPDATE files SET state = ?, chunks_sent = 0 WHERE state = ? AND sent_at < ?", (PENDING, SENT, cutoff)
+            ).rowcount
+        return n
+
+    # --- acknowledgements --------------------------------------------------------------------------
+
+    def acknowledge(self, case_id: str, revision: int, kind: str, name: str | None, status: str) -> None:
+        """Apply a platform acknowledgement; delete the case's files once everything is acked."""
+        new_state = REJECTED if status == "rejected" else ACKED
+        with self._lock, self._db:
+            if kind == "case":
+                self._db.execute(
+                    "UPDATE cases SET state = ?, acked_at = ? WHERE case_id = ? AND revision = ? AND state != ?",
+                    (new_state, time.time(), case_id, revision, ACKED),
+                )
+            else:
+                self._db.execute(
+                    "UPDATE files SET state = ? WHERE case_id = ? AND revision = ? AND name = ? AND state != ?",
+                    (new_state, case_id, revision, name, ACKED),
+                )
+            open_files = self._db.execute(
+                "SELECT COUNT(*) FROM files WHERE case_id = ? AND revision = ? AND state NOT IN (?, ?, ?)",
+                (case_id, revision, ACKED, EVICTED, SUPERSEDED),
+            ).fetchone()[0]
+            case_state = self._case_state(case_id, revision)
+        if case_state == ACKED and open_files == 0:
+            shutil.rmtree(self._folder(case_id, revision), ignore_errors=True)
+
+    # --- budgets and quota --------------------------------------------------------------------------
+
+    def bytes_today(self, day: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT bytes FROM daily_bytes WHERE day = ?", (day,)).fetchone()
+        return row[0] if row else 0
+
+    def add_bytes(self, day: str, n: int) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO daily_bytes (day, bytes) VALUES (?, ?) ON CONFLICT(day) DO UPDATE SET bytes = bytes + ?",
+                (day, n, n),
+            )
+
+    def disk_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.cases_dir.rglob("*") if p.is_file())
+
+    def enforce_quota(self, quota_bytes: int, hard_limit_bytes: int) -> list[str]:
+        """Evict the oldest clips (video) while over the quota; beyond the hard limit, drop the oldest
+        unacknowledged cases whole and say so loudly. Returns what was removed."""
+        removed: list[str] = []
+        used = self.disk_bytes()
+        if used <= quota_bytes:
+            return removed
+        with self._lock:
+            clips = self._db.execute(
+                "SELECT case_id, revision, name, bytes FROM files WHERE priority = ? AND state IN (?, ?, ?) "
+                "ORDER BY accepted_at",
+                (PRIORITY_VIDEO, PENDING, DEFERRED, SENT),
             ).fetchall()
-        return [OutboxItem(cid, rev, self._folder(cid, rev)) for cid, rev in rows]
-
-    def mark_sent(self, item: OutboxItem) -> None:
-        with self._lock:
-            self._db.execute(
-                "UPDATE outbox SET state = ?, sent_at = ? WHERE case_id = ? AND revision = ?",
-                (SENT, time.time(), item.case_id, item.revision),
+        for case_id, revision, name, size in clips:
+            if used <= quota_bytes:
+                break
+            (self._folder(case_id, revision) / name).unlink(missing_ok=True)
+            with self._lock:
+                self._db.execute(
+                    "UPDATE files SET state = ? WHERE case_id = ? AND revision = ? AND name = ?",
+                    (EVICTED, case_id, revision, name),
+                )
+            used -= size
+            removed.append(f"{case_id}/r{revision}/{name}")
+            log.warning("outbox over its disk quota: evicted clip %s r%d %s (%d bytes)", case_id, revision, name, size)
+        if used <= hard_limit_bytes:
+            return removed
+        for item in self.items():
+            if used <= hard_limit_bytes:
+                break
+            size = sum(p.stat().st_size for p in item.folder.rglob("*") if p.is_file())
+            shutil.rmtree(item.folder, ignore_errors=True)
+            with self._lock:
+                self._db.execute(
+                    "UPDATE cases SET state = ? WHERE case_id = ? AND revision = ?",
+                    (EVICTED, item.case_id, item.revision),
+                )
+            used -= size
+            removed.append(f"{item.case_id}/r{item.revision}")
+            log.error(
+                "OUTBOX FULL: %d bytes on disk exceed the hard limit of %d; DROPPED unacknowledged case %s r%d",
+                used + size,
+                hard_limit_bytes,
+                item.case_id,
+                item.revision,
             )
+        return removed
 
-    def note_attempt(self, item: OutboxItem) -> None:
-        with self._lock:
-            self._db.execute(
-                "UPDATE outbox SET attempts = attempts + 1 WHERE case_id = ? AND revision = ?",
-                (item.case_id, item.revision),
-            )
+    # --- inspection ---------------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            rows = self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
-        return {PENDING: 0, SENT: 0} | dict(rows)
+            rows = self._db.execute("SELECT state, COUNT(*) FROM cases GROUP BY state").fetchall()
+        return {PENDING: 0, SENT: 0, ACKED: 0} | dict(rows)
+
+    def unsent(self) -> int:
+        """Case revisions and files the broker has not yet acknowledged (PUBACK)."""
+        with self._lock:
+            cases = self._db.execute("SELECT COUNT(*) FROM cases WHERE state = ?", (PENDING,)).fetchone()
+            files = self._db.execute("SELECT COUNT(*) FROM files WHERE state = ?", (PENDING,)).fetchone()
+        return cases[0] + files[0]
 
     def items(self) -> list[OutboxItem]:
-        """Every accepted revision, in order of acceptance."""
+        """Case revisions still on disk (not yet fully acknowledged), oldest first."""
         with self._lock:
-            rows = self._db.execute("SELECT case_id, revision FROM outbox ORDER BY accepted_at").fetchall()
+            rows = self._db.execute(
+                "SELECT case_id, revision FROM cases WHERE state IN (?, ?, ?) ORDER BY accepted_at",
+                (PENDING, SENT, REJECTED),
+            ).fetchall()
         return [OutboxItem(cid, rev, self._folder(cid, rev)) for cid, rev in rows]
+
+    def file_state(self, case_id: str, revision: int, name: str) -> tuple[str, int] | None:
+        with self._lock:
+            return self._db.execute(
+                "SELECT state, chunks_sent FROM files WHERE case_id = ? AND revision = ? AND name = ?",
+                (case_id, revision, name),
+            ).fetchone()
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
+    # --- internals ------------------------------------------------------------------------------------
+
     def _folder(self, case_id: str, revision: int) -> Path:
         return self.cases_dir / case_id / f"r{revision}"
 
-    def _row(self, case_id: str, revision: int) -> tuple | None:
-        return self._db.execute(
-            "SELECT state FROM outbox WHERE case_id = ? AND revision = ?", (case_id, revision)
+    def _case_state(self, case_id: str, revision: int) -> str | None:
+        row = self._db.execute(
+            "SELECT state FROM cases WHERE case_id = ? AND revision = ?", (case_id, revision)
         ).fetchone()
+        return row[0] if row else None
+
+    def _update_case(self, case_id: str, revision: int, state: str, stamp: str, only_from: tuple[str, ...]) -> None:
+        marks = ",".join("?" * len(only_from))
+        with self._lock:
+            self._db.execute(
+                f"UPDATE cases SET state = ?, {stamp} = ? WHERE case_id = ? AND revision = ? AND state IN ({marks})",
+                (state, time.time(), case_id, revision, *only_from),
+            )
 
     def _recover(self) -> None:
         """Remove half-written files; adopt complete case folders that have no row yet."""
@@ -139,35 +377,23 @@ class Outbox:
             for tmp in folder.glob("*.tmp"):
                 tmp.unlink()
             case_id, revision = folder.parent.name, int(folder.name[1:])
-            if self._row(case_id, revision):
+            if self._case_state(case_id, revision):
                 continue
             case_file = folder / CASE_FILE
             if case_file.exists() and _is_json(case_file):
                 log.warning("outbox: adopting case %s r%d written before a crash", case_id, revision)
-                self._db.execute(
-                    "INSERT INTO outbox (case_id, revision, state, accepted_at) VALUES (?, ?, ?, ?)",
-                    (case_id, revision, PENDING, case_file.stat().st_mtime),
-                )
+                self._insert(case_id, revision, folder, case_file.stat().st_mtime)
             else:
                 log.warning("outbox: removing incomplete case folder %s", folder)
                 shutil.rmtree(folder)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _priority(media_type: str) -> int:
+    if media_type.startswith("image/"):
+        return PRIORITY_IMAGE
+    if media_type.startswith("video/"):
+        return PRIORITY_VIDEO
+    return PRIORITY_OTHER
 
 
 def _is_json(path: Path) -> bool:

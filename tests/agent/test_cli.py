@@ -94,7 +94,7 @@ def outbox_ids(state: Path) -> list[str]:
     if not db.exists():
         return []
     with sqlite3.connect(db) as conn:
-        return [row[0] for row in conn.execute("SELECT case_id FROM outbox")]
+        return [row[0] for row in conn.execute("SELECT case_id FROM cases")]
 
 
 def test_case_accepted_before_sigkill_is_published_once_after_restart(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from agent.config import AgentConfig, default_config
 from agent.runner import run_agent
 from agent.verify import verify_path
-from tests.conftest import Broker, Receiver
+from tests.conftest import Broker
 
 
 def demo_config(tmp_path: Path, **uploader) -> AgentConfig:
@@ -73,21 +74,26 @@ def test_tampering_is_detected_and_named(tmp_path: Path) -> None:
     assert problems == [f"{case_file}: signature does not match the case JSON (the case was altered)"]
 
 
-def test_broker_receives_cases_and_intact_snapshots(
-    tmp_path: Path, broker: Broker, receiver: Receiver, case_validator
-) -> None:
+def test_platform_receives_cases_and_intact_snapshots(tmp_path: Path, broker: Broker, case_validator) -> None:
     from agent.config import MqttConfig
+    from tests.upload_fixtures import start_receiver, wait_until
 
+    platform = start_receiver(broker.port, tmp_path / "platform")
     config = demo_config(tmp_path, mqtt=MqttConfig(host="127.0.0.1", port=broker.port, topic_prefix="city"))
-    result = run_agent(config)
-    expected = result.summaries[0].case_ids
-    assert expected and result.published == len(expected)
-    cases = receiver.wait_for_cases(len(expected), timeout_s=10)
-    assert sorted(c["id"] for c in cases) == sorted(expected)
-    for case in cases:
-        case_validator.validate(case)
-        (snapshot,) = receiver.payload(f"city/demo-box/evidence/{case['id']}/snapshot.jpg")
-        assert hashlib.sha256(snapshot).hexdigest() == case["evidence"][0]["sha256"]
-        assert snapshot[:2] == b"\xff\xd8"
-    assert receiver.payload("city/demo-box/status")[-1] == b"offline"  # clean shutdown says so
-    assert result.outbox_counts == {"pending": 0, "sent": len(expected)}
+    try:
+        result = run_agent(config)
+        expected = result.summaries[0].case_ids
+        assert expected and result.published == len(expected)
+        assert wait_until(lambda: len(platform.case_ids()) == len(expected), timeout_s=10)
+        stored = tmp_path / "platform" / "cases" / "demo-box"
+        for case_id in expected:
+            with sqlite3.connect(tmp_path / "platform" / "platform.sqlite3") as db:
+                (text,) = db.execute("SELECT json FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+            record = json.loads(text)
+            case_validator.validate(record)
+            assert wait_until(lambda cid=case_id: (stored / cid / "r1" / "snapshot.jpg").exists(), timeout_s=10)
+            snapshot = (stored / case_id / "r1" / "snapshot.jpg").read_bytes()
+            assert hashlib.sha256(snapshot).hexdigest() == record["evidence"][0]["sha256"]
+        assert platform.stored == len(expected) and platform.rejected == 0
+    finally:
+        platform.stop()

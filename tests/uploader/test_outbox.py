@@ -1,47 +1,112 @@
-"""The outbox keeps every accepted case across crashes and never stores one twice."""
+"""The outbox keeps every accepted case across crashes, never stores one twice, and hands out the
+most urgent unit first."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 from uploader import Outbox
+from uploader.outbox import CaseUnit, FileUnit
+from uploader.protocol import CHUNK_BYTES
 
 
-def accept(outbox: Outbox, case_id: str, revision: int = 1) -> bool:
+def accept(outbox: Outbox, case_id: str, revision: int = 1, **files: bytes) -> bool:
     record = json.dumps({"id": case_id, "revision": revision}).encode()
-    return outbox.accept(case_id, revision, record, {"snapshot.jpg": b"\xff\xd8jpeg" + case_id.encode()})
+    evidence = {name.replace("_", "."): data for name, data in files.items()} or {
+        "snapshot.jpg": b"\xff\xd8" + case_id.encode()
+    }
+    return outbox.accept(case_id, revision, record, evidence)
+
+
+def drain(outbox: Outbox) -> list[str]:
+    """Send everything as a perfect broker and platform would; returns the order of units."""
+    order = []
+    while unit := outbox.next_unit():
+        if isinstance(unit, CaseUnit):
+            order.append(f"case {unit.case_id} r{unit.revision}")
+            outbox.case_sent(unit)
+            outbox.acknowledge(unit.case_id, unit.revision, "case", None, "stored")
+        else:
+            order.append(f"{unit.name} {unit.case_id} #{unit.next_chunk}")
+            outbox.chunk_sent(unit, unit.next_chunk)
+            if unit.next_chunk + 1 == unit.chunks:
+                outbox.acknowledge(unit.case_id, unit.revision, "evidence", unit.name, "stored")
+    return order
 
 
 def test_accept_is_durable_and_idempotent(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path)
     assert accept(outbox, "c1")
     assert not accept(outbox, "c1")  # the same revision again is not stored twice
-    assert accept(outbox, "c1", revision=2)
     outbox.close()
     reopened = Outbox(tmp_path)
-    items = reopened.pending()
-    assert [(i.case_id, i.revision) for i in items] == [("c1", 1), ("c1", 2)]
-    assert items[0].evidence_paths()[0].read_bytes() == b"\xff\xd8jpegc1"
-    assert json.loads(items[0].case_path.read_bytes())["id"] == "c1"
-    assert sqlite3.connect(tmp_path / "outbox.sqlite3").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    unit = reopened.next_unit()
+    assert isinstance(unit, CaseUnit) and json.loads(unit.path.read_bytes())["id"] == "c1"
 
 
-def test_sent_items_leave_pending(tmp_path: Path) -> None:
+def test_priorities_new_cases_then_updates_then_snapshots_then_clips(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path)
-    for n in range(3):
-        accept(outbox, f"c{n}")
-    outbox.mark_sent(outbox.pending()[0])
-    assert [i.case_id for i in outbox.pending()] == ["c1", "c2"]
-    assert outbox.counts() == {"pending": 2, "sent": 1}
+    clip = b"v" * (CHUNK_BYTES + 10)  # two chunks
+    accept(outbox, "old", clip_mp4=clip, snapshot_jpg=b"j")
+    outbox.case_sent(outbox.next_unit())  # "old" r1 went out before the rest arrived
+    accept(outbox, "old", revision=2, clip_mp4=clip, snapshot_jpg=b"j2")  # its files replace r1's unsent ones
+    accept(outbox, "new", clip_mp4=clip, snapshot_jpg=b"j3")
+    assert drain(outbox) == [
+        "case new r1",
+        "case old r2",
+        "snapshot.jpg old #0",
+        "snapshot.jpg new #0",
+        "clip.mp4 old #0",
+        "clip.mp4 old #1",
+        "clip.mp4 new #0",
+        "clip.mp4 new #1",
+    ]
+    assert outbox.file_state("old", 1, "clip.mp4") == ("superseded", 0)
+
+
+def test_newer_revision_supersedes_unsent_older_one(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path)
+    accept(outbox, "c1")
+    accept(outbox, "c1", revision=2)
+    assert [u for u in drain(outbox) if u.startswith("case")] == ["case c1 r2"]
+
+
+def test_acknowledged_case_leaves_the_disk_but_is_remembered(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path)
+    accept(outbox, "c1")
+    drain(outbox)
+    assert not (tmp_path / "cases" / "c1" / "r1").exists()
+    assert outbox.counts()["acked"] == 1
+    assert not accept(outbox, "c1")  # the same footage processed again sends nothing
+
+
+def test_transfer_resumes_from_the_last_acknowledged_chunk(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path)
+    accept(outbox, "c1", clip_mp4=b"x" * (3 * CHUNK_BYTES))
+    outbox.case_sent(outbox.next_unit())
+    unit = outbox.next_unit()
+    assert isinstance(unit, FileUnit) and unit.chunks == 3
+    outbox.chunk_sent(unit, 0)
+    outbox.close()  # the link (or the agent) dies here
+    unit = Outbox(tmp_path).next_unit()
+    assert unit.name == "clip.mp4" and unit.next_chunk == 1
+
+
+def test_unacknowledged_items_are_sent_again(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path)
+    accept(outbox, "c1")
+    outbox.case_sent(outbox.next_unit())
+    assert isinstance(outbox.next_unit(), FileUnit)
+    assert outbox.resend_unacked(older_than_s=0) == 1
+    assert isinstance(outbox.next_unit(), CaseUnit)
 
 
 def test_recovery_adopts_complete_folders_and_drops_partial_ones(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path)
     accept(outbox, "kept")
     outbox.close()
-    # a crash after case.json was renamed into place but before the row was committed
+    # a crash after case.json was renamed into place but before the rows were committed
     done = tmp_path / "cases" / "adopted" / "r1"
     done.mkdir(parents=True)
     (done / "snapshot.jpg").write_bytes(b"jpeg")
@@ -51,5 +116,27 @@ def test_recovery_adopts_complete_folders_and_drops_partial_ones(tmp_path: Path)
     partial.mkdir(parents=True)
     (partial / "snapshot.jpg.tmp").write_bytes(b"jp")
     recovered = Outbox(tmp_path)
-    assert sorted(i.case_id for i in recovered.pending()) == ["adopted", "kept"]
+    assert sorted(i.case_id for i in recovered.items()) == ["adopted", "kept"]
+    assert recovered.file_state("adopted", 1, "snapshot.jpg") == ("pending", 0)
     assert not partial.exists()
+
+
+def test_disk_quota_evicts_oldest_clips_first_and_keeps_cases(tmp_path: Path, caplog) -> None:
+    clip = b"c" * 100_000
+    outbox = Outbox(tmp_path, quota_bytes=350_000, hard_limit_bytes=10_000_000)
+    for n in range(5):
+        accept(outbox, f"c{n}", clip_mp4=clip, snapshot_jpg=b"j" * 1000)
+    evicted = [n for n in range(5) if outbox.file_state(f"c{n}", 1, "clip.mp4")[0] == "evicted"]
+    assert evicted == [0, 1]  # the oldest clips went; the newest three fit
+    assert all((tmp_path / "cases" / f"c{n}" / "r1" / "case.json").exists() for n in range(5))
+    assert all((tmp_path / "cases" / f"c{n}" / "r1" / "snapshot.jpg").exists() for n in range(5))
+    assert outbox.disk_bytes() <= 350_000
+    assert "evicted clip" in caplog.text
+
+
+def test_hard_limit_drops_oldest_cases_loudly(tmp_path: Path, caplog) -> None:
+    outbox = Outbox(tmp_path, quota_bytes=1_000, hard_limit_bytes=25_000)
+    for n in range(4):
+        accept(outbox, f"c{n}", snapshot_jpg=b"j" * 10_000)
+    assert [i.case_id for i in outbox.items()] == ["c2", "c3"]
+    assert "OUTBOX FULL" in caplog.text and "DROPPED unacknowledged case c0" in caplog.text

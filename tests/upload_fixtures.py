@@ -1,0 +1,95 @@
+"""Helpers for upload tests: signed cases made in bulk, the reference receiver, an uploader worker."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from agent.cases import Case, EvidenceFile, case_id
+from agent.config import MqttConfig
+from agent.receiver import Receiver, ReceiverConfig
+from agent.signing import Signer
+from uploader import MqttSettings, MqttUploader, Outbox, Topics, UploadPolicy
+
+AGENT = "car-1"
+PREFIX = "city"
+
+
+def make_cases(outbox: Outbox, signer: Signer, n: int, clip_bytes: int = 0, start: int = 0) -> list[str]:
+    """Accept `n` signed cases with a snapshot (and a clip when clip_bytes > 0); returns their ids."""
+    ids = []
+    for i in range(start, start + n):
+        seen = datetime(2026, 11, 20, 2, 30, tzinfo=UTC) + timedelta(seconds=i)
+        files = {"snapshot.jpg": b"\xff\xd8" + hashlib.sha256(str(i).encode()).digest() * 64}
+        if clip_bytes:
+            files["clip.mp4"] = (hashlib.sha256(f"clip{i}".encode()).digest() * (clip_bytes // 32 + 1))[:clip_bytes]
+        case = Case(
+            id=case_id(AGENT, "front", "garbage_pile", seen),
+            revision=1,
+            agent_id=AGENT,
+            source_id="front",
+            source_kind="vehicle",
+            type="garbage_pile",
+            codes=(),
+            first_seen=seen,
+            last_seen=seen,
+            location=None,
+            score_max=0.9,
+            score_mean=0.8,
+            frames=3,
+            model_name="m",
+            model_version="v",
+            evidence=tuple(
+                EvidenceFile(
+                    name,
+                    "image/jpeg" if name.endswith("jpg") else "video/mp4",
+                    hashlib.sha256(data).hexdigest(),
+                    len(data),
+                )
+                for name, data in files.items()
+            ),
+        )
+        record = json.dumps(signer.sign(case.to_record())).encode()
+        assert outbox.accept(case.id, 1, record, files)
+        ids.append(case.id)
+    return ids
+
+
+def start_receiver(port: int, store: Path, client_id: str = "rx-1", share_group: str | None = "platform") -> Receiver:
+    config = ReceiverConfig(
+        mqtt=MqttConfig(host="127.0.0.1", port=port, topic_prefix=PREFIX, retry_cap_s=1),
+        store_dir=store,
+        client_id=client_id,
+        share_group=share_group,
+    )
+    receiver = Receiver(config)
+    receiver.start()
+    assert receiver.connection.connected.wait(10), "receiver could not connect"
+    time.sleep(0.2)  # let the SUBACKs arrive
+    return receiver
+
+
+def make_uploader(outbox: Outbox, port: int, signer: Signer, **policy) -> MqttUploader:
+    settings = MqttSettings("127.0.0.1", port, client_id=f"edge-agent-{AGENT}", retry_initial_s=0.2, retry_cap_s=1)
+    return MqttUploader(outbox, settings, Topics(PREFIX, AGENT), UploadPolicy(**policy), signer.public_pem)
+
+
+def wait_until(condition, timeout_s: float, step_s: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step_s)
+    return condition()
+
+
+if __name__ == "__main__":  # an uploader process for kill tests: outbox dir, broker port, keys dir
+    root, port, keys = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+    uploader = make_uploader(Outbox(root), port, Signer.load_or_create(keys), ack_timeout_s=5)
+    uploader.start()
+    while True:
+        time.sleep(1)
