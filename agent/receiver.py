@@ -35,7 +35,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cases (case_id TEXT, revision INTEGER, agent_id TEXT, received_at REAL, json TEXT,
     PRIMARY KEY (case_id, revision));
 CREATE TABLE IF NOT EXISTS chunks (agent_id TEXT, case_id TEXT, revision INTEGER, name TEXT, idx INTEGER,
-    PRIMARY KEY (agent_id, case_id, revision, name, idx));
+    data BLOB, PRIMARY KEY (agent_id, case_id, revision, name, idx));
 CREATE TABLE IF NOT EXISTS evidence (agent_id TEXT, case_id TEXT, revision INTEGER, name TEXT, sha256 TEXT,
     bytes INTEGER, received_at REAL, PRIMARY KEY (agent_id, case_id, revision, name));
 """
@@ -66,11 +66,12 @@ class Receiver:
         self.config = config
         self.prefix = config.mqtt.topic_prefix
         self.store = config.store_dir
-        (self.store / "partial").mkdir(parents=True, exist_ok=True)
+        self.store.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
             self.store / "platform.sqlite3", check_same_thread=False, timeout=30, isolation_level=None
         )
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # chunks may be lost in a power cut: not yet acked
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._keys: dict[str, bytes] = {}
@@ -134,10 +135,10 @@ class Receiver:
             self._ack(agent_id, make_ack(case_id, revision, "case", "rejected", reason=problem))
             return
         with self._lock:
-            inserted = self._db.execute(
+            inserted = self._store(
                 "INSERT OR IGNORE INTO cases VALUES (?, ?, ?, ?, ?)",
                 (case_id, revision, agent_id, time.time(), payload.decode()),
-            ).rowcount
+            )
         status = "stored" if inserted else "duplicate"
         self.stored += bool(inserted)
         self.duplicates += not inserted
@@ -164,29 +165,26 @@ class Receiver:
 
     def _chunk(self, agent_id: str, chunk: Chunk) -> None:
         key = (agent_id, chunk.case_id, chunk.revision, chunk.name)
-        folder = self.store / "partial" / agent_id / chunk.case_id / f"r{chunk.revision}"
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / f"{chunk.name}.{chunk.index}", chunk.data)
         with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?)", (*key, chunk.index))
+            self._db.execute("INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?, ?)", (*key, chunk.index, chunk.data))
             have = self._db.execute(
                 "SELECT COUNT(*) FROM chunks WHERE agent_id = ? AND case_id = ? AND revision = ? AND name = ?", key
             ).fetchone()[0]
         if have < chunk.count:
             return
-        status = self._assemble(agent_id, chunk, folder)
+        status = self._assemble(agent_id, chunk)
         if status:
             self._ack(agent_id, make_ack(chunk.case_id, chunk.revision, "evidence", status, name=chunk.name))
 
-    def _assemble(self, agent_id: str, chunk: Chunk, folder: Path) -> str:
+    def _assemble(self, agent_id: str, chunk: Chunk) -> str:
         """Join the chunks of a complete file once; '' when it does not match its sha256."""
         key = (agent_id, chunk.case_id, chunk.revision, chunk.name)
+        where = "agent_id = ? AND case_id = ? AND revision = ? AND name = ?"
         with self._lock:
-            if self._db.execute(
-                "SELECT 1 FROM evidence WHERE agent_id = ? AND case_id = ? AND revision = ? AND name = ?", key
-            ).fetchone():
+            if self._db.execute(f"SELECT 1 FROM evidence WHERE {where}", key).fetchone():
                 return "duplicate"
-            data = b"".join((folder / f"{chunk.name}.{i}").read_bytes() for i in range(chunk.count))
+            rows = self._db.execute(f"SELECT data FROM chunks WHERE {where} ORDER BY idx", key).fetchall()
+            data = b"".join(row[0] for row in rows)
             if hashlib.sha256(data).hexdigest() != chunk.file_sha256 or len(data) != chunk.file_bytes:
                 log.error(
                     "%s: evidence %s of case %s does not match its sha256; waiting for it again",
@@ -194,20 +192,25 @@ class Receiver:
                     chunk.name,
                     chunk.case_id,
                 )
-                self._db.execute(
-                    "DELETE FROM chunks WHERE agent_id = ? AND case_id = ? AND revision = ? AND name = ?", key
-                )
+                self._db.execute(f"DELETE FROM chunks WHERE {where}", key)
                 return ""
             target = self.store / "cases" / agent_id / chunk.case_id / f"r{chunk.revision}"
             target.mkdir(parents=True, exist_ok=True)
             write_atomic(target / chunk.name, data)
-            self._db.execute(
+            self._store(
                 "INSERT INTO evidence VALUES (?, ?, ?, ?, ?, ?, ?)", (*key, chunk.file_sha256, len(data), time.time())
             )
-            for i in range(chunk.count):
-                (folder / f"{chunk.name}.{i}").unlink(missing_ok=True)
+            self._db.execute(f"DELETE FROM chunks WHERE {where}", key)
         log.info("%s: evidence %s of case %s stored (%d bytes)", agent_id, chunk.name, chunk.case_id, len(data))
         return "stored"
+
+    def _store(self, sql: str, params: tuple) -> int:
+        """A write that must reach the disk before the acknowledgement goes out (caller holds the lock)."""
+        self._db.execute("PRAGMA synchronous=FULL")
+        try:
+            return self._db.execute(sql, params).rowcount
+        finally:
+            self._db.execute("PRAGMA synchronous=NORMAL")
 
     def _ack(self, agent_id: str, ack: bytes) -> None:
         self.connection.client.publish(Topics(self.prefix, agent_id).ack, ack, qos=1)

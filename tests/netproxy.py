@@ -16,6 +16,7 @@ class ThrottlingProxy:
         self.target_port = target_port
         self.bytes_per_s = kbit_per_s * 1000 / 8
         self.cuts = 0
+        self.bytes_up = 0  # client -> broker, as on the wire (MQTT framing included)
         self._loop = asyncio.new_event_loop()
         self._writers: set[asyncio.StreamWriter] = set()
         self._ready = threading.Event()
@@ -57,14 +58,19 @@ class ThrottlingProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
-        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True)
+        await asyncio.gather(
+            self._pump(reader, up_writer, upstream=True), self._pump(up_reader, writer), return_exceptions=True
+        )
         for w in (writer, up_writer):
             w.transport.abort()
             self._writers.discard(w)
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await reader.read(1024):
-            await asyncio.sleep(len(data) / self.bytes_per_s)
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool = False) -> None:
+        while data := await reader.read(1024 if self.bytes_per_s < 1e7 else 65536):
+            if upstream:
+                self.bytes_up += len(data)
+            if self.bytes_per_s < 1e7:
+                await asyncio.sleep(len(data) / self.bytes_per_s)
             writer.write(data)
             await writer.drain()
         writer.transport.abort()
