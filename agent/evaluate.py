@@ -105,7 +105,8 @@ def false_positives_per_1000(model: Path, video: Path, conf: float, threads: int
 
 
 def print_report(report: EvalReport) -> None:
-    print(f"model {report.model}: {report.images} images, {report.ms_per_image:.1f} ms per image (letterbox, inference, NMS)")
+    per_image = f"{report.ms_per_image:.1f} ms per image (letterbox, inference, NMS)"
+    print(f"model {report.model}: {report.images} images, {per_image}")
     print(f"{'class':<14} {'instances':>9} {'P@conf':>7} {'R@conf':>7} {'mAP50':>6} {'mAP50-95':>9}")
     for c in report.classes:
         print(f"{c.name:<14} {c.instances:>9} {c.precision:>7.3f} {c.recall:>7.3f} {c.ap50:>6.3f} {c.ap50_95:>9.3f}")
