@@ -145,8 +145,9 @@ class LiveReader:
                 log.exception("%s: decoder thread error", self.source_id)
             if self._stop.is_set():
                 break
-            if live_since is not None and time.monotonic() - live_since >= opts.healthy_s:
-                backoff.reset()
+            last_frame = self.stats.last_frame_mono_s
+            if live_since is not None and last_frame is not None and last_frame - live_since >= opts.healthy_s:
+                backoff.reset()  # frames flowed for healthy_s: this is a new outage, not the same one
             delay = backoff.delay()
             self.stats.reconnects += 1
             self.stats.set_state(State.BACKING_OFF, reason, delay)

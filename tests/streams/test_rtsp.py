@@ -66,12 +66,13 @@ def test_frames_arrive_with_sane_timestamps(rtsp_server: RtspServer, transport: 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_killed_server_is_live_again_within_3s_of_its_return(rtsp_server: RtspServer, transport: str) -> None:
     # backoff 0.5 s doubling to a 2 s cap: a retry falls within 2 s of any moment the server returns
-    source = source_for(rtsp_server.url, transport, stall_s=3, backoff_initial_s=0.5, backoff_cap_s=2)
+    opts = {"stall_s": 3, "backoff_initial_s": 0.5, "backoff_cap_s": 2, "healthy_s": 2}
+    source = source_for(rtsp_server.url, transport, **opts)
     consumer = Consumer(source).start()
     try:
         assert consumer.wait_frame_after(0, 15), f"no first frame: {source.stats}"
-        rtsp_server.kill()
         killed = time.monotonic()
+        rtsp_server.kill()
         time.sleep(5)
         assert source.stats.state in (State.BACKING_OFF, State.CONNECTING), source.stats
         rtsp_server.start()
@@ -80,8 +81,17 @@ def test_killed_server_is_live_again_within_3s_of_its_return(rtsp_server: RtspSe
         assert first is not None, f"not live 10 s after the server's return: {source.stats}"
         assert first.recv_mono_s - back <= 3.0
         failures = [t for t in source.stats.transitions() if t.state == State.BACKING_OFF and t.mono_s > killed]
-        assert failures, "the outage left no backing_off state"
+        assert failures and max(t.delay_s or 0 for t in failures) > 1.0, "the outage did not grow the backoff"
         assert source.stats.connects == 2 and source.stats.state == State.LIVE
+        # after healthy_s of frames the next outage starts the backoff from the beginning again
+        time.sleep(2.5)
+        killed = time.monotonic()
+        rtsp_server.kill()
+        assert wait_until(lambda: source.stats.state == State.BACKING_OFF, 5), source.stats
+        again = [t for t in source.stats.transitions() if t.state == State.BACKING_OFF and t.mono_s > killed]
+        assert again[0].delay_s is not None and again[0].delay_s <= 0.5
+        rtsp_server.start()
+        assert consumer.wait_frame_after(time.monotonic(), 8), f"not live after the second restart: {source.stats}"
     finally:
         consumer.close()
 
