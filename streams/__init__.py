@@ -5,6 +5,7 @@ This package knows nothing of detectors, cases or uploads.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -48,4 +49,9 @@ class StreamError(Exception):
     """A source cannot be opened or read; the message says which source and what to check."""
 
 
-__all__ = ["Frame", "PositionFix", "StreamError"]
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ***, for logs and error messages."""
+    return re.sub(r"(://[^:/@\s]+):[^@\s]*@", r"\1:***@", url)
+
+
+__all__ = ["Frame", "PositionFix", "StreamError", "mask_url"]

@@ -8,18 +8,17 @@ frames that are converted to BGR only when the agent will look at them.
 from __future__ import annotations
 
 import logging
-import random
-import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import av
 
-from streams import Frame, StreamError
+from streams import Frame, StreamError, mask_url
+from streams.health import Backoff, SourceStats, State
+from streams.live import Decoded, LiveOptions, LiveReader
 from streams.telemetry import Track
 
 log = logging.getLogger(__name__)
@@ -27,49 +26,19 @@ log = logging.getLogger(__name__)
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "srt://")
 
 
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***, for logs and error messages."""
-    return re.sub(r"(://[^:/@\s]+):[^@\s]*@", r"\1:***@", url)
-
-
 def is_live(url: str) -> bool:
     return url.lower().startswith(LIVE_SCHEMES)
-
-
-@dataclass
-class SourceStats:
-    """Counters a source keeps for the summary and for health reports."""
-
-    state: str = "idle"
-    decoded: int = 0
-    sampled: int = 0
-    bad_packets: int = 0
-    reconnects: int = 0
-    last_error: str = ""
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with jitter, capped, reset after a healthy period."""
-
-    initial_s: float = 1.0
-    cap_s: float = 30.0
-    _next: float = field(default=0.0, init=False)
-
-    def delay(self) -> float:
-        self._next = self.initial_s if self._next == 0 else min(self._next * 2, self.cap_s)
-        return self._next * random.uniform(0.8, 1.2)
-
-    def reset(self) -> None:
-        self._next = 0.0
 
 
 class VideoSource:
     """Frames sampled at `sample_fps` from a file or a live stream.
 
-    Files are read as fast as possible (or at real time with `realtime=True`); live streams
-    reconnect with backoff until `stop` is set. Each yielded Frame carries the nearest position
-    fix from `track` when one is given.
+    Files are read as fast as possible (or at real time with `realtime=True`) in the caller's
+    thread. Live streams are decoded by a thread of their own (see `streams.live`) that reconnects
+    with backoff until `stop` is set; the caller gets the newest sampled frame, never a backlog.
+    `live_options` tunes transport, timeouts, watchdog and backoff; without it `rtsp_transport`
+    and `timeout_s` (open timeout and stall time) apply. `stats` tells the state and counters.
+    Each yielded Frame carries the nearest position fix from `track` when one is given.
     """
 
     def __init__(
@@ -81,6 +50,7 @@ class VideoSource:
         realtime: bool = False,
         rtsp_transport: str = "tcp",
         timeout_s: float = 10.0,
+        live_options: LiveOptions | None = None,
     ) -> None:
         self.source_id = source_id
         self.url = url
@@ -89,6 +59,11 @@ class VideoSource:
         self.realtime = realtime
         self.rtsp_transport = rtsp_transport
         self.timeout_s = timeout_s
+        self.live_options = live_options or LiveOptions(
+            transport=rtsp_transport,  # type: ignore[arg-type]
+            open_timeout_s=timeout_s,
+            stall_s=timeout_s,
+        )
         self.stats = SourceStats()
         self.duration_s: float | None = None
         self._index = 0
@@ -102,38 +77,42 @@ class VideoSource:
         stop = stop or threading.Event()
         if not self.live:
             yield from self._read_once(stop)
+            self.stats.set_state(State.ENDED)
             return
-        backoff = Backoff()
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                yield from self._read_once(stop)
-                reason = "stream ended"
-            except StreamError as exc:
-                reason = str(exc)
-            if stop.is_set():
-                break
-            if time.monotonic() - started > 60:
-                backoff.reset()
-            wait = backoff.delay()
-            self.stats.state, self.stats.last_error = "backing_off", reason
-            self.stats.reconnects += 1
-            log.warning("%s: %s; reconnecting in %.1f s", self.source_id, reason, wait)
-            stop.wait(wait)
+        reader = LiveReader(
+            self.source_id, self.url, mask_url(self.url), self.sample_fps, self.live_options, self.stats
+        )
+        reader.start()
+        try:
+            while not stop.is_set():
+                item = reader.take(0.25)
+                if item is not None:
+                    yield self._live_frame(item)
+        finally:
+            reader.stop()
+
+    def _live_frame(self, item: Decoded) -> Frame:
+        self._index += 1
+        return Frame(
+            source_id=self.source_id,
+            index=self._index,
+            utc=item.utc,
+            mono_s=item.mono_s,
+            media_s=item.media_s,
+            image=item.vframe.to_ndarray(format="bgr24"),
+            fix=self.track.at(item.media_s, item.utc) if self.track else None,
+        )
 
     def _open(self) -> av.container.InputContainer:
-        options = {}
-        if self.url.lower().startswith(("rtsp://", "rtsps://")):
-            options = {"rtsp_transport": self.rtsp_transport, "timeout": str(int(self.timeout_s * 1e6))}
-        elif not self.live and not Path(self.url).is_file():
+        if not Path(self.url).is_file():
             raise StreamError(f"{self.source_id}: file not found: {self.url}")
         try:
-            return av.open(self.url, options=options, timeout=self.timeout_s)
+            return av.open(self.url, timeout=self.timeout_s)
         except (av.FFmpegError, OSError) as exc:
             raise StreamError(f"{self.source_id}: cannot open {mask_url(self.url)}: {_reason(exc)}") from exc
 
     def _read_once(self, stop: threading.Event) -> Iterator[Frame]:
-        self.stats.state = "connecting"
+        self.stats.set_state(State.CONNECTING, f"opening {self.url}")
         container = self._open()
         try:
             if not container.streams.video:
@@ -145,7 +124,7 @@ class VideoSource:
             elif container.duration:
                 self.duration_s = container.duration / 1e6
             start_utc = self._start_time(container)
-            self.stats.state = "live"
+            self.stats.set_state(State.LIVE)
             yield from self._decode(container, stream, start_utc, stop)
         finally:
             container.close()
@@ -169,7 +148,7 @@ class VideoSource:
                 media_s = float(vframe.time) if vframe.time is not None else self.stats.decoded / 25.0
                 first_pts = media_s if first_pts is None else first_pts
                 media_s -= first_pts
-                if self.realtime and not self.live:
+                if self.realtime:
                     ahead = media_s - (time.monotonic() - wall_start)
                     if ahead > 0 and stop.wait(ahead):
                         return
@@ -183,7 +162,7 @@ class VideoSource:
     def _frame(self, vframe: av.VideoFrame, media_s: float, start_utc: datetime) -> Frame:
         self.stats.sampled += 1
         self._index += 1
-        utc = datetime.now(UTC) if self.live else start_utc + timedelta(seconds=media_s)
+        utc = start_utc + timedelta(seconds=media_s)
         fix = self.track.at(media_s, utc) if self.track else None
         return Frame(
             source_id=self.source_id,
@@ -197,8 +176,6 @@ class VideoSource:
 
     def _start_time(self, container) -> datetime:
         """When recording began: container metadata, else the file's mtime minus its duration."""
-        if self.live:
-            return datetime.now(UTC)
         created = container.metadata.get("creation_time")
         if created:
             try:
@@ -213,3 +190,6 @@ class VideoSource:
 def _reason(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return mask_url(text)
+
+
+__all__ = ["Backoff", "LiveOptions", "SourceStats", "VideoSource", "is_live", "mask_url"]

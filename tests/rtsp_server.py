@@ -1,0 +1,56 @@
+"""A real RTSP camera stand-in for tests: gst-rtsp-server serving a live H.264 test pattern.
+
+Run it with Debian's /usr/bin/python3 (it has `gi`; the venv does not):
+
+    /usr/bin/python3 tests/rtsp_server.py --port 8554 --fps 15 --size 640x360
+
+It serves rtsp://127.0.0.1:PORT/live over TCP and UDP, prints `READY PORT` once it listens and
+runs until killed. The pattern is live (paced by the clock) and x264-encoded with a keyframe every
+second and SPS/PPS repeated, so a client that joins or rejoins at any time decodes within a second.
+The tests kill it, restart it on the same port and SIGSTOP/SIGCONT it to make faults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+
+def pipeline(fps: int, width: int, height: int) -> str:
+    return (
+        f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate={fps}/1 ! "
+        f"videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} ! "
+        "video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="0 binds a free port")
+    parser.add_argument("--fps", type=int, default=15)
+    parser.add_argument("--size", default="640x360")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(pipeline(args.fps, width, height))
+    factory.set_shared(True)
+    server.get_mount_points().add_factory("/live", factory)
+    if server.attach(None) == 0:
+        sys.exit(f"cannot listen on 127.0.0.1:{args.port}")
+    print(f"READY {server.get_bound_port()}", flush=True)
+    GLib.MainLoop().run()
+
+
+if __name__ == "__main__":
+    main()
