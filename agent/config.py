@@ -44,6 +44,8 @@ class SourceConfig(_Strict):
     sample_fps: float = Field(default=2.0, gt=0, le=30, description="frames per second given to the detector")
     realtime: bool = Field(default=False, description="files: pace at real time, as a camera would")
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    stall_s: float = Field(default=10.0, ge=1, le=300, description="cameras: no frame for this long means reconnect")
+    reconnect_cap_s: float = Field(default=30.0, ge=1, le=600, description="cameras: longest wait between retries")
 
     @field_validator("url")
     @classmethod

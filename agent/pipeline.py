@@ -25,7 +25,7 @@ from agent.signing import Signer
 from detectors import Detections, Detector
 from streams import Frame, StreamError
 from streams.telemetry import load_track
-from streams.video import VideoSource, mask_url
+from streams.video import LiveOptions, VideoSource, mask_url
 from uploader import Outbox
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,11 @@ class Pipeline:
             source.sample_fps,
             track=track,
             realtime=source.realtime,
-            rtsp_transport=source.rtsp_transport,
+            live_options=LiveOptions(
+                transport=source.rtsp_transport,
+                stall_s=source.stall_s,
+                backoff_cap_s=source.reconnect_cap_s,
+            ),
         )
 
     def run_source(

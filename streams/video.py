@@ -36,8 +36,8 @@ class VideoSource:
     Files are read as fast as possible (or at real time with `realtime=True`) in the caller's
     thread. Live streams are decoded by a thread of their own (see `streams.live`) that reconnects
     with backoff until `stop` is set; the caller gets the newest sampled frame, never a backlog.
-    `live_options` tunes transport, timeouts, watchdog and backoff; without it `rtsp_transport`
-    and `timeout_s` (open timeout and stall time) apply. `stats` tells the state and counters.
+    `live_options` tunes transport, timeouts, watchdog and backoff. `stats` tells the state and
+    counters.
     Each yielded Frame carries the nearest position fix from `track` when one is given.
     """
 
@@ -48,8 +48,6 @@ class VideoSource:
         sample_fps: float,
         track: Track | None = None,
         realtime: bool = False,
-        rtsp_transport: str = "tcp",
-        timeout_s: float = 10.0,
         live_options: LiveOptions | None = None,
     ) -> None:
         self.source_id = source_id
@@ -57,13 +55,7 @@ class VideoSource:
         self.sample_fps = sample_fps
         self.track = track
         self.realtime = realtime
-        self.rtsp_transport = rtsp_transport
-        self.timeout_s = timeout_s
-        self.live_options = live_options or LiveOptions(
-            transport=rtsp_transport,  # type: ignore[arg-type]
-            open_timeout_s=timeout_s,
-            stall_s=timeout_s,
-        )
+        self.live_options = live_options or LiveOptions()
         self.stats = SourceStats()
         self.duration_s: float | None = None
         self._index = 0
