@@ -41,7 +41,12 @@ class SourceConfig(_Strict):
     url: str = Field(description="rtsp://user:${PASSWORD}@host/path, a video file, or builtin:sample")
     telemetry: Path | None = Field(default=None, description="position sidecar: DJI .SRT or NMEA .nmea")
     position: CameraPosition | None = Field(default=None, description="fixed cameras: where the camera stands")
-    sample_fps: float = Field(default=2.0, gt=0, le=30, description="frames per second given to the detector")
+    sample_fps: float = Field(default=2.0, gt=0, le=30, description="most frames per second given to the detector")
+    sample_every_m: float = Field(default=5.0, gt=0, description="moving cameras: one frame per this many metres")
+    idle_every_s: float = Field(
+        default=5.0, gt=0, description="fixed cameras without motion, or moving ones standing still: one frame per …"
+    )
+    motion_threshold: float = Field(default=0.002, gt=0, lt=1, description="fixed cameras: share of pixels that moved")
     realtime: bool = Field(default=False, description="files: pace at real time, as a camera would")
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     stall_s: float = Field(default=10.0, ge=1, le=300, description="cameras: no frame for this long means reconnect")

@@ -24,6 +24,7 @@ from agent.rules import PersistenceRule, Sighting
 from agent.signing import Signer
 from detectors import Detections, Detector
 from streams import Frame, StreamError
+from streams.sampling import DistanceSampler, MotionGate, Sampler
 from streams.telemetry import load_track
 from streams.video import LiveOptions, VideoSource, mask_url
 from uploader import Outbox
@@ -77,6 +78,7 @@ class Pipeline:
                 stall_s=source.stall_s,
                 backoff_cap_s=source.reconnect_cap_s,
             ),
+            sampler=sampler_for(source),
         )
 
     def run_source(
@@ -157,6 +159,13 @@ class Pipeline:
         else:
             log.info("%s: case %s was accepted before; not stored twice", source.id, case.id)
         return case
+
+
+def sampler_for(source: SourceConfig) -> Sampler:
+    """Fixed cameras detect on motion (and now and then without); moving ones by distance travelled."""
+    if source.kind == "fixed":
+        return MotionGate(source.sample_fps, source.idle_every_s, source.motion_threshold)
+    return DistanceSampler(source.sample_every_m, source.sample_fps, source.idle_every_s)
 
 
 def state_paths(config: AgentConfig) -> tuple[Path, Path]:

@@ -25,6 +25,7 @@ import av
 
 from streams import StreamError, mask_url
 from streams.health import Backoff, SourceStats, State
+from streams.sampling import Sampler
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +95,12 @@ class LiveReader:
     """The decoder thread of one live source; `start()` it, `take()` frames, `stop()` it."""
 
     def __init__(
-        self, source_id: str, url: str, safe_url: str, sample_fps: float, options: LiveOptions, stats: SourceStats
+        self, source_id: str, url: str, safe_url: str, sampler: Sampler, options: LiveOptions, stats: SourceStats
     ) -> None:
         self.source_id = source_id
         self.url = url
         self.safe_url = safe_url
-        self.period_s = 1.0 / sample_fps if sample_fps > 0 else 0.0
+        self.sampler = sampler
         self.options = options
         self.stats = stats
         self.slot = LatestSlot()
@@ -193,7 +194,6 @@ class LiveReader:
         first_pts: float | None = None
         conn_s = 0.0  # media time within this connection
         base_s: float | None = None
-        next_sample = 0.0
         packets = container.demux(stream)
         while not self._stop.is_set():
             try:
@@ -224,14 +224,12 @@ class LiveReader:
                 if base_s is None:  # media time keeps counting across reconnects, by the wall clock
                     last_mono, last_media = self.stats.last_frame_mono_s, self.stats.last_media_s
                     base_s = 0.0 if last_mono is None or last_media is None else last_media + (now - last_mono)
-                    next_sample = base_s
                 media_s = base_s + conn_s
                 last_frame = now
                 self.stats.decoded += 1
                 self.stats.last_frame_mono_s, self.stats.last_media_s = now, media_s
-                if media_s + 1e-6 < next_sample:
+                if not self.sampler.wants(vframe, media_s, None):
                     continue
-                next_sample = media_s + self.period_s
                 self.stats.sampled += 1
                 if self.slot.put(Decoded(vframe, media_s, now, datetime.now(UTC))):
                     self.stats.dropped += 1

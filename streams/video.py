@@ -16,9 +16,10 @@ from pathlib import Path
 
 import av
 
-from streams import Frame, StreamError, mask_url
+from streams import Frame, PositionFix, StreamError, mask_url
 from streams.health import Backoff, SourceStats, State
 from streams.live import Decoded, LiveOptions, LiveReader
+from streams.sampling import Sampler, TimeSampler
 from streams.telemetry import Track
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class VideoSource:
         track: Track | None = None,
         realtime: bool = False,
         live_options: LiveOptions | None = None,
+        sampler: Sampler | None = None,
     ) -> None:
         self.source_id = source_id
         self.url = url
@@ -56,6 +58,7 @@ class VideoSource:
         self.track = track
         self.realtime = realtime
         self.live_options = live_options or LiveOptions()
+        self.sampler = sampler or TimeSampler(sample_fps)
         self.stats = SourceStats()
         self.duration_s: float | None = None
         self._index = 0
@@ -71,9 +74,7 @@ class VideoSource:
             yield from self._read_once(stop)
             self.stats.set_state(State.ENDED)
             return
-        reader = LiveReader(
-            self.source_id, self.url, mask_url(self.url), self.sample_fps, self.live_options, self.stats
-        )
+        reader = LiveReader(self.source_id, self.url, mask_url(self.url), self.sampler, self.live_options, self.stats)
         reader.start()
         try:
             while not stop.is_set():
@@ -99,7 +100,7 @@ class VideoSource:
         if not Path(self.url).is_file():
             raise StreamError(f"{self.source_id}: file not found: {self.url}")
         try:
-            return av.open(self.url, timeout=self.timeout_s)
+            return av.open(self.url)
         except (av.FFmpegError, OSError) as exc:
             raise StreamError(f"{self.source_id}: cannot open {mask_url(self.url)}: {_reason(exc)}") from exc
 
@@ -122,8 +123,6 @@ class VideoSource:
             container.close()
 
     def _decode(self, container, stream, start_utc: datetime, stop: threading.Event) -> Iterator[Frame]:
-        period = 1.0 / self.sample_fps
-        next_sample = 0.0
         first_pts: float | None = None
         wall_start = time.monotonic()
         for packet in container.demux(stream):
@@ -144,18 +143,16 @@ class VideoSource:
                     ahead = media_s - (time.monotonic() - wall_start)
                     if ahead > 0 and stop.wait(ahead):
                         return
-                if media_s + 1e-6 < next_sample:
-                    continue
-                next_sample = media_s + period
-                yield self._frame(vframe, media_s, start_utc)
+                utc = start_utc + timedelta(seconds=media_s)
+                fix = self.track.at(media_s, utc) if self.track else None
+                if self.sampler.wants(vframe, media_s, fix):
+                    yield self._frame(vframe, media_s, utc, fix)
         if self.stats.bad_packets:
             log.warning("%s: skipped %d corrupt packets", self.source_id, self.stats.bad_packets)
 
-    def _frame(self, vframe: av.VideoFrame, media_s: float, start_utc: datetime) -> Frame:
+    def _frame(self, vframe: av.VideoFrame, media_s: float, utc: datetime, fix: PositionFix | None) -> Frame:
         self.stats.sampled += 1
         self._index += 1
-        utc = start_utc + timedelta(seconds=media_s)
-        fix = self.track.at(media_s, utc) if self.track else None
         return Frame(
             source_id=self.source_id,
             index=self._index,

@@ -30,7 +30,10 @@ def test_demo_clip_makes_signed_geotagged_cases(tmp_path: Path, case_validator) 
     result = run_agent(demo_config(tmp_path))
     summary = result.summaries[0]
     assert not summary.error
-    assert summary.frames_decoded == 240 and summary.frames_analysed == 48  # 24 s at 10 fps, sampled at 2 fps
+    assert summary.frames_decoded == 240  # 24 s at 10 fps
+    # a vehicle samples every 5 m, at most 2 a second: 240 m travelled gives up to 48 frames; with 1 Hz
+    # GPS fixes the position moves in 10 m steps, which gives one or two frames a second
+    assert 24 <= summary.frames_analysed <= 48
     records = outbox_records(tmp_path / "state")
     assert len(records) == summary.cases >= 1
     for record in records:
