@@ -177,32 +177,51 @@ class Receiver:
             self._ack(agent_id, make_ack(chunk.case_id, chunk.revision, "evidence", status, name=chunk.name))
 
     def _assemble(self, agent_id: str, chunk: Chunk) -> str:
-        """Join the chunks of a complete file once; '' when it does not match its sha256."""
+        """Join the chunks of a complete file once; '' when it is not (or no longer) complete.
+
+        The whole check-join-store runs in one IMMEDIATE transaction, so that receivers sharing a
+        store (a shared subscription spreads one file's chunks over several of them) store it once."""
         key = (agent_id, chunk.case_id, chunk.revision, chunk.name)
         where = "agent_id = ? AND case_id = ? AND revision = ? AND name = ?"
         with self._lock:
-            if self._db.execute(f"SELECT 1 FROM evidence WHERE {where}", key).fetchone():
-                return "duplicate"
-            rows = self._db.execute(f"SELECT data FROM chunks WHERE {where} ORDER BY idx", key).fetchall()
-            data = b"".join(row[0] for row in rows)
-            if hashlib.sha256(data).hexdigest() != chunk.file_sha256 or len(data) != chunk.file_bytes:
-                log.error(
-                    "%s: evidence %s of case %s does not match its sha256; waiting for it again",
-                    agent_id,
-                    chunk.name,
-                    chunk.case_id,
-                )
-                self._db.execute(f"DELETE FROM chunks WHERE {where}", key)
-                return ""
-            target = self.store / "cases" / agent_id / chunk.case_id / f"r{chunk.revision}"
-            target.mkdir(parents=True, exist_ok=True)
-            write_atomic(target / chunk.name, data)
-            self._store(
-                "INSERT INTO evidence VALUES (?, ?, ?, ?, ?, ?, ?)", (*key, chunk.file_sha256, len(data), time.time())
+            self._db.execute("PRAGMA synchronous=FULL")  # stored means on disk before the ack goes out
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                status, size = self._assemble_locked(key, where, chunk)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            finally:
+                self._db.execute("PRAGMA synchronous=NORMAL")
+        if status == "stored":
+            log.info("%s: evidence %s of case %s stored (%d bytes)", agent_id, chunk.name, chunk.case_id, size)
+        return status
+
+    def _assemble_locked(self, key: tuple, where: str, chunk: Chunk) -> tuple[str, int]:
+        if self._db.execute(f"SELECT 1 FROM evidence WHERE {where}", key).fetchone():
+            return "duplicate", 0
+        rows = self._db.execute(f"SELECT data FROM chunks WHERE {where} ORDER BY idx", key).fetchall()
+        if len(rows) < chunk.count:
+            return "", 0  # another receiver is assembling it
+        data = b"".join(row[0] for row in rows)
+        if hashlib.sha256(data).hexdigest() != chunk.file_sha256 or len(data) != chunk.file_bytes:
+            log.error(
+                "%s: evidence %s of case %s does not match its sha256; waiting for it again",
+                key[0],
+                chunk.name,
+                chunk.case_id,
             )
             self._db.execute(f"DELETE FROM chunks WHERE {where}", key)
-        log.info("%s: evidence %s of case %s stored (%d bytes)", agent_id, chunk.name, chunk.case_id, len(data))
-        return "stored"
+            return "", 0
+        target = self.store / "cases" / key[0] / chunk.case_id / f"r{chunk.revision}"
+        target.mkdir(parents=True, exist_ok=True)
+        write_atomic(target / chunk.name, data)
+        self._db.execute(
+            "INSERT INTO evidence VALUES (?, ?, ?, ?, ?, ?, ?)", (*key, chunk.file_sha256, len(data), time.time())
+        )
+        self._db.execute(f"DELETE FROM chunks WHERE {where}", key)
+        return "stored", len(data)
 
     def _store(self, sql: str, params: tuple) -> int:
         """A write that must reach the disk before the acknowledgement goes out (caller holds the lock)."""
