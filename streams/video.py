@@ -38,7 +38,7 @@ class VideoSource:
     with backoff until `stop` is set; the caller gets the newest sampled frame, never a backlog.
     `live_options` tunes transport, timeouts, watchdog and backoff. `stats` tells the state and
     counters.
-    Each yielded Frame carries the nearest position fix from `track` when one is given.
+    Each yielded Frame carries the position from `track` at its time (see `Track.at`) when one is given.
     """
 
     def __init__(
@@ -99,7 +99,7 @@ class VideoSource:
         if not Path(self.url).is_file():
             raise StreamError(f"{self.source_id}: file not found: {self.url}")
         try:
-            return av.open(self.url, timeout=self.timeout_s)
+            return av.open(self.url)
         except (av.FFmpegError, OSError) as exc:
             raise StreamError(f"{self.source_id}: cannot open {mask_url(self.url)}: {_reason(exc)}") from exc
 

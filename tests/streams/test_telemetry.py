@@ -50,8 +50,12 @@ def test_sample_nmea_track_and_lookup() -> None:
     assert first.utc == datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
     assert (first.lat, first.lon) == pytest.approx((30.27415, 120.15515), abs=1e-5)
     assert first.speed_mps == pytest.approx(10.0, rel=0.01) and first.accuracy_m == pytest.approx(4.5)
-    at = track.at(0.0, datetime(2026, 11, 20, 2, 30, 10, 400000, tzinfo=UTC))
-    assert at is track.fixes[10]
+    when = datetime(2026, 11, 20, 2, 30, 10, 400000, tzinfo=UTC)
+    assert track.nearest(0.0, when) is track.fixes[10]
+    at = track.at(0.0, when)  # 40% of the way from the 10 s fix to the 11 s fix
+    a, b = track.fixes[10], track.fixes[11]
+    assert at.utc == when
+    assert (at.lat, at.lon) == pytest.approx((a.lat + 0.4 * (b.lat - a.lat), a.lon + 0.4 * (b.lon - a.lon)), abs=1e-9)
     assert track.at(0.0, datetime(2026, 11, 20, 3, 0, tzinfo=UTC)) is None  # too far from any fix
 
 
