@@ -27,7 +27,7 @@ class KlvStats:
     fixes: int = 0
     skipped: int = 0  # broken packets (truncated, bad length, checksum) and garbage between them
     no_position: int = 0  # sound packets without a sensor position or time
-    other_keys: int = 0  # KLV of sets we do not decode
+    other_keys: int = 0  # KLV keys of sets we do not decode (their nested keys count too)
     reasons: dict[str, int] = field(default_factory=dict)
 
     def skip(self, reason: str) -> None:
@@ -56,10 +56,13 @@ def parse_klv_bytes(buf: bytes, stats: KlvStats | None = None) -> list[PositionF
             stats.skip(_reason(exc))
             i, resyncing = j + 1, True  # the length may be what is wrong: look for the next key inside
             continue
-        i = j + len(packet.raw)
         if kind is None:
+            # Not ours; it may also be the head of a cut packet whose "value" swallows the next
+            # packet, so step one byte and look for the next key rather than trust its length.
             stats.other_keys += 1
+            i, resyncing = j + 1, True
             continue
+        i = j + len(packet.raw)
         stats.packets += 1
         if fix is None:
             stats.no_position += 1

@@ -89,7 +89,11 @@ def parse_dji_srt(text: str) -> tuple[list[PositionFix], int]:
             continue
         clock = _srt_clock(block)
         first_clock = first_clock or clock
-        latlon = _srt_position(block)
+        try:
+            latlon = _srt_position(block)
+        except ValueError:  # a number like "31.45.2" that the patterns admit but float() refuses
+            skipped += 1
+            continue
         media_s = _srt_offset(block)
         if media_s is None and clock is not None and first_clock is not None:
             media_s = (clock - first_clock).total_seconds()

@@ -100,7 +100,7 @@ def interpolate(a: PositionFix, b: PositionFix, w: float) -> PositionFix:
         if f.name in _LINEAR:
             values[f.name] = va + (vb - va) * w
         elif f.name in _CIRCULAR_360:
-            values[f.name] = _angle(va, vb, w) % 360
+            values[f.name] = _wrap360(_angle(va, vb, w))
         elif f.name in _WORST:
             values[f.name] = max(va, vb)
     values["lon"] = _lon(a.lon, b.lon, w)
@@ -117,6 +117,11 @@ def interpolate(a: PositionFix, b: PositionFix, w: float) -> PositionFix:
 
 def _angle(a: float, b: float, w: float) -> float:
     return a + (((b - a + 180) % 360) - 180) * w
+
+
+def _wrap360(angle: float) -> float:
+    wrapped = angle % 360
+    return 0.0 if wrapped >= 360 else wrapped  # a tiny negative angle % 360 rounds to 360.0
 
 
 def _lon(a: float, b: float, w: float) -> float:
