@@ -245,3 +245,12 @@ def test_track_of_klv_is_keyed_by_utc_when_raw() -> None:
     assert isinstance(track, Track)
     mid = track.fixes[200]
     assert track.at(0.0, mid.utc) is mid
+
+
+def test_frames_of_asynchronous_klv_follow_the_precision_timestamps() -> None:
+    """h264_klv.ts muxes its KLV (no PTS) three frames early; frame i still gets packet i."""
+    path = need_shared("telemetry/mpegts-klv/h264_klv.ts")
+    track = load_track(path, interpolate=False)
+    frames = list(VideoSource("drone", str(path), sample_fps=1000, track=track).frames())
+    assert len(frames) == 30
+    assert [f.fix.utc for f in frames] == [f.utc for f in track.fixes]
