@@ -13,6 +13,15 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class GeoPoint:
+    """A WGS-84 point on the ground (frame centre, image corner)."""
+
+    lat: float
+    lon: float
+    alt_m: float | None = None
+
+
+@dataclass(frozen=True)
 class PositionFix:
     """One position report. Times are UTC; `media_s` is the offset into a video when a sidecar gives it."""
 
@@ -25,6 +34,18 @@ class PositionFix:
     heading_deg: float | None = None
     speed_mps: float | None = None
     source: str = "unknown"
+    # What the sensor saw and how good the fix is; None where the sidecar does not say (most do not).
+    fix_quality: int | None = None  # NMEA GGA quality: 1 GPS, 2 DGPS, 4 RTK fixed, 5 RTK float, 6 dead reckoning
+    pitch_deg: float | None = None  # platform attitude; `heading_deg` is its heading (or course over ground)
+    roll_deg: float | None = None
+    sensor_azimuth_deg: float | None = None  # gimbal relative to the platform (MISB ST 0601 tags 18/19/20)
+    sensor_elevation_deg: float | None = None
+    sensor_roll_deg: float | None = None
+    hfov_deg: float | None = None
+    vfov_deg: float | None = None
+    slant_range_m: float | None = None
+    frame_center: GeoPoint | None = None  # where the optical axis meets the ground
+    corners: tuple[GeoPoint, GeoPoint, GeoPoint, GeoPoint] | None = None  # image corners on the ground
 
 
 @dataclass(frozen=True)
@@ -54,4 +75,4 @@ def mask_url(url: str) -> str:
     return re.sub(r"(://[^:/@\s]+):[^@\s]*@", r"\1:***@", url)
 
 
-__all__ = ["Frame", "PositionFix", "StreamError", "mask_url"]
+__all__ = ["Frame", "GeoPoint", "PositionFix", "StreamError", "mask_url"]

@@ -1,68 +1,67 @@
-"""Position tracks from telemetry sidecars: DJI .SRT subtitles and NMEA 0183 logs.
+"""Position tracks from telemetry: DJI .SRT, NMEA 0183, GPX, and MISB KLV (raw or inside MPEG-TS).
 
-Bad lines and blocks are skipped with one warning per file that counts them; a file that yields
-no position at all raises StreamError so that the operator learns the sidecar is useless.
+Bad lines, blocks and packets are skipped with one warning per file that counts them; a file that
+yields no position at all raises StreamError so that the operator learns the sidecar is useless.
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from streams import PositionFix, StreamError
+from streams.gpx import parse_gpx
+from streams.klv_files import KlvStats, read_klv_file, read_ts_klv
+from streams.nmea import parse_nmea
+from streams.track import Track
 
 log = logging.getLogger(__name__)
 
-NMEA_HDOP_TO_METRES = 5.0  # a consumer GNSS receiver's user range error times HDOP, roughly
+TEXT_SUFFIXES = {".srt": "srt", ".nmea": "nmea", ".log": "nmea", ".txt": "nmea", ".gpx": "gpx"}
+KLV_SUFFIXES = {".klv", ".bin"}  # raw packet streams, timed by their UTC timestamps
+VIDEO_SUFFIXES = {".ts", ".m2ts", ".mts", ".mpg", ".mpeg"}  # KLV beside the video, timed by PTS
 
 
-@dataclass(frozen=True)
-class Track:
-    """Position fixes ordered by time, looked up by media offset (sidecars) or by UTC (loggers)."""
-
-    fixes: tuple[PositionFix, ...]
-    max_gap_s: float = 2.0
-
-    def at(self, media_s: float, utc: datetime) -> PositionFix | None:
-        """The fix nearest in time, or None when the nearest is more than `max_gap_s` away."""
-        if not self.fixes:
-            return None
-        if self.fixes[0].media_s is not None:
-            keys = [f.media_s for f in self.fixes]
-            target = media_s
-        else:
-            keys = [f.utc.timestamp() for f in self.fixes]
-            target = utc.timestamp()
-        i = bisect.bisect_left(keys, target)
-        candidates = [j for j in (i - 1, i) if 0 <= j < len(keys)]
-        best = min(candidates, key=lambda j: abs(keys[j] - target))
-        return self.fixes[best] if abs(keys[best] - target) <= self.max_gap_s else None
-
-
-def load_track(path: Path) -> Track:
-    """Read a sidecar by its suffix (.srt, .nmea/.log/.txt)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
-    except OSError as exc:
-        raise StreamError(f"telemetry {path}: cannot read ({exc.strerror})") from exc
+def load_track(path: Path, max_gap_s: float = 2.0, interpolate: bool = True) -> Track:
+    """Read telemetry by its suffix: .srt, .nmea/.log/.txt, .gpx, .klv/.bin, or a .ts video's KLV."""
     suffix = path.suffix.lower()
-    if suffix == ".srt":
-        fixes, skipped = parse_dji_srt(text)
-    elif suffix in {".nmea", ".log", ".txt"}:
-        fixes, skipped = parse_nmea(text.splitlines())
+    if suffix in KLV_SUFFIXES or suffix in VIDEO_SUFFIXES:
+        if not path.is_file():
+            raise StreamError(f"telemetry {path}: file not found")
+        fixes, stats = read_klv_file(path) if suffix in KLV_SUFFIXES else read_ts_klv(path)
+        _warn_klv(path, stats)
+    elif suffix in TEXT_SUFFIXES:
+        try:
+            text = path.read_text(encoding="utf-8-sig", errors="replace")
+        except OSError as exc:
+            raise StreamError(f"telemetry {path}: cannot read ({exc.strerror})") from exc
+        kind = TEXT_SUFFIXES[suffix]
+        if kind == "srt":
+            fixes, skipped = parse_dji_srt(text)
+        elif kind == "gpx":
+            fixes, skipped = parse_gpx(text)
+        else:
+            fixes, skipped = parse_nmea(text.splitlines())
+        if skipped:
+            log.warning("telemetry %s: skipped %d unreadable records", path, skipped)
     else:
-        raise StreamError(f"telemetry {path}: unknown format {suffix!r}; use a DJI .SRT or an NMEA .nmea file")
-    if skipped:
-        log.warning("telemetry %s: skipped %d unreadable records", path, skipped)
+        raise StreamError(
+            f"telemetry {path}: unknown format {suffix!r}; use a DJI .SRT, NMEA .nmea, .gpx, "
+            "KLV .klv/.bin file, or an MPEG-TS .ts video with KLV"
+        )
     if not fixes:
         raise StreamError(f"telemetry {path}: no position found in the file; check that it is the right sidecar")
-    key = (lambda f: f.media_s) if fixes[0].media_s is not None else (lambda f: f.utc.timestamp())
-    return Track(tuple(sorted(fixes, key=key)))
+    return Track(tuple(fixes), max_gap_s=max_gap_s, interpolate=interpolate)
+
+
+def _warn_klv(path: Path, stats: KlvStats) -> None:
+    if stats.skipped:
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(stats.reasons.items()))
+        log.warning("telemetry %s: skipped %d broken KLV records (%s)", path, stats.skipped, why)
+    if stats.no_position:
+        log.info("telemetry %s: %d KLV packets carry no sensor position or time", path, stats.no_position)
 
 
 # --- DJI .SRT ---------------------------------------------------------------------------------
@@ -90,7 +89,11 @@ def parse_dji_srt(text: str) -> tuple[list[PositionFix], int]:
             continue
         clock = _srt_clock(block)
         first_clock = first_clock or clock
-        latlon = _srt_position(block)
+        try:
+            latlon = _srt_position(block)
+        except ValueError:  # a number like "31.45.2" that the patterns admit but float() refuses
+            skipped += 1
+            continue
         media_s = _srt_offset(block)
         if media_s is None and clock is not None and first_clock is not None:
             media_s = (clock - first_clock).total_seconds()
@@ -149,116 +152,4 @@ def _srt_position(block: str) -> tuple[float, float, float | None] | None:
     return lat, lon, alt
 
 
-# --- NMEA 0183 --------------------------------------------------------------------------------
-
-
-def parse_nmea(lines: Iterable[str]) -> tuple[list[PositionFix], int]:
-    """Parse GGA and RMC sentences with checksums; returns (fixes, skipped sentences).
-
-    RMC carries the date; a GGA before the first RMC has no date and is skipped. A GGA and an RMC
-    of the same second are merged (position from GGA, speed and course from RMC).
-    """
-    by_time: dict[datetime, PositionFix] = {}
-    skipped = 0
-    day: datetime | None = None
-    pending_gga: list[list[str]] = []
-    for raw in lines:
-        line = raw.strip()
-        if not line.startswith("$"):
-            skipped += 1 if line else 0
-            continue
-        fields = _nmea_fields(line)
-        if fields is None:
-            skipped += 1
-            continue
-        kind = fields[0][-3:]
-        try:
-            if kind == "RMC":
-                fix = _rmc(fields)
-                if fix is None:
-                    continue
-                day = fix.utc.replace(hour=0, minute=0, second=0, microsecond=0)
-                for gga in pending_gga:
-                    _merge(by_time, _gga(gga, day))
-                pending_gga.clear()
-                _merge(by_time, fix)
-            elif kind == "GGA":
-                if day is None:
-                    pending_gga.append(fields)
-                else:
-                    _merge(by_time, _gga(fields, day))
-        except (ValueError, IndexError):
-            skipped += 1
-    skipped += len(pending_gga)
-    return [by_time[t] for t in sorted(by_time)], skipped
-
-
-def _nmea_fields(line: str) -> list[str] | None:
-    body, _, checksum = line[1:].partition("*")
-    if checksum:
-        computed = 0
-        for ch in body.encode("ascii", errors="replace"):
-            computed ^= ch
-        if checksum[:2].upper() != f"{computed:02X}":
-            return None
-    fields = body.split(",")
-    return fields if len(fields) > 6 else None
-
-
-def _coord(value: str, hemisphere: str, degree_digits: int) -> float:
-    degrees = int(value[:degree_digits]) + float(value[degree_digits:]) / 60
-    return -degrees if hemisphere in ("S", "W") else degrees
-
-
-def _clock(hhmmss: str, day: datetime) -> datetime:
-    h, m, s = int(hhmmss[0:2]), int(hhmmss[2:4]), float(hhmmss[4:])
-    return day + timedelta(hours=h, minutes=m, seconds=s)
-
-
-def _rmc(f: list[str]) -> PositionFix | None:
-    if f[2] != "A" or not f[3] or not f[9]:
-        return None  # void fix
-    d = f[9]
-    day = datetime(2000 + int(d[4:6]), int(d[2:4]), int(d[0:2]), tzinfo=UTC)
-    return PositionFix(
-        lat=_coord(f[3], f[4], 2),
-        lon=_coord(f[5], f[6], 3),
-        utc=_clock(f[1], day),
-        speed_mps=float(f[7]) * 0.514444 if f[7] else None,
-        heading_deg=float(f[8]) if f[8] else None,
-        source="nmea",
-    )
-
-
-def _gga(f: list[str], day: datetime) -> PositionFix | None:
-    if not f[2] or f[6] in ("", "0"):
-        return None  # no fix
-    hdop = float(f[8]) if len(f) > 8 and f[8] else None
-    return PositionFix(
-        lat=_coord(f[2], f[3], 2),
-        lon=_coord(f[4], f[5], 3),
-        alt_m=float(f[9]) if len(f) > 9 and f[9] else None,
-        utc=_clock(f[1], day),
-        accuracy_m=hdop * NMEA_HDOP_TO_METRES if hdop else None,
-        source="nmea",
-    )
-
-
-def _merge(by_time: dict[datetime, PositionFix], fix: PositionFix | None) -> None:
-    if fix is None or fix.utc is None:
-        return
-    old = by_time.get(fix.utc)
-    if old is None:
-        by_time[fix.utc] = fix
-        return
-    gga, rmc = (fix, old) if fix.alt_m is not None or fix.accuracy_m is not None else (old, fix)
-    by_time[fix.utc] = PositionFix(
-        lat=gga.lat,
-        lon=gga.lon,
-        alt_m=gga.alt_m,
-        utc=fix.utc,
-        accuracy_m=gga.accuracy_m,
-        heading_deg=rmc.heading_deg,
-        speed_mps=rmc.speed_mps,
-        source="nmea",
-    )
+__all__ = ["Track", "load_track", "parse_dji_srt", "parse_nmea"]

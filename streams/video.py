@@ -39,7 +39,7 @@ class VideoSource:
     with backoff until `stop` is set; the caller gets the newest sampled frame, never a backlog.
     `live_options` tunes transport, timeouts, watchdog and backoff. `stats` tells the state and
     counters.
-    Each yielded Frame carries the nearest position fix from `track` when one is given.
+    Each yielded Frame carries the position from `track` at its time (see `Track.at`) when one is given.
     """
 
     def __init__(
