@@ -61,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
         "uploader come from -c (default: the built-in demo configuration); the source is the given video.",
     )
     process.add_argument("video", type=Path, help="MP4, MOV, MKV, MPEG-TS or AVI file")
-    process.add_argument("--telemetry", type=Path, help="position sidecar: DJI .SRT or NMEA .nmea")
+    process.add_argument(
+        "--telemetry", type=Path, help="positions: DJI .SRT, NMEA .nmea, GPX, MISB KLV (.klv, or the .ts itself)"
+    )
     process.add_argument("-c", "--config", type=Path, help="configuration YAML (its sources are ignored)")
     process.add_argument("--kind", default="drone", choices=["vehicle", "fixed", "drone", "bodycam"])
     process.add_argument("--sample-fps", type=float, default=None, help="frames per second to analyse")

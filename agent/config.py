@@ -39,7 +39,9 @@ class SourceConfig(_Strict):
     id: str = Field(pattern=_ID, description="short name used in logs, topics and case records")
     kind: SourceKind = Field(description="vehicle | fixed | drone | bodycam: decides sampling and geolocation")
     url: str = Field(description="rtsp://user:${PASSWORD}@host/path, a video file, or builtin:sample")
-    telemetry: Path | None = Field(default=None, description="position sidecar: DJI .SRT or NMEA .nmea")
+    telemetry: Path | None = Field(
+        default=None, description="positions: DJI .SRT, NMEA .nmea, .gpx, MISB KLV .klv or a .ts with KLV"
+    )
     position: CameraPosition | None = Field(default=None, description="fixed cameras: where the camera stands")
     sample_fps: float = Field(default=2.0, gt=0, le=30, description="most frames per second given to the detector")
     sample_every_m: float = Field(default=5.0, gt=0, description="moving cameras: one frame per this many metres")
@@ -63,7 +65,7 @@ class SourceConfig(_Strict):
     @classmethod
     def _telemetry_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
-            raise ValueError("file not found; give the .SRT or .nmea file recorded with the video")
+            raise ValueError("file not found; give the .SRT, .nmea, .gpx or .klv file recorded with the video")
         return value
 
 

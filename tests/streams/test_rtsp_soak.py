@@ -55,7 +55,8 @@ def test_soak_restarts_leak_no_threads_fds_or_memory(rtsp_server: RtspServer) ->
     for source in sources:
         assert source.stats.connects == RESTARTS + 1, source.stats
         assert source.stats.stalls <= RESTARTS  # UDP may notice a kill by the watchdog, never more than once each
-    # with the sources stopped, everything they started is gone
+    # with the sources stopped, everything they started is gone (other tests' threads may have ended
+    # meanwhile, so the counts may be lower than before, never higher)
     assert not decoder_threads()
-    assert native_threads() == threads_before
-    assert open_fds() == fds_before
+    assert native_threads() <= threads_before
+    assert open_fds() <= fds_before
