@@ -42,6 +42,9 @@ class SourceConfig(_Strict):
     telemetry: Path | None = Field(
         default=None, description="positions: DJI .SRT, NMEA .nmea, .gpx, MISB KLV .klv or a .ts with KLV"
     )
+    gnss: str | None = Field(
+        default=None, description="cameras on vehicles: live NMEA from tcp://HOST:PORT, udp://0.0.0.0:PORT or /dev/tty…"
+    )
     position: CameraPosition | None = Field(default=None, description="fixed cameras: where the camera stands")
     sample_fps: float = Field(default=2.0, gt=0, le=30, description="most frames per second given to the detector")
     sample_every_m: float = Field(default=5.0, gt=0, description="moving cameras: one frame per this many metres")

@@ -24,8 +24,10 @@ from agent.rules import PersistenceRule, Sighting
 from agent.signing import Signer
 from detectors import Detections, Detector
 from streams import Frame, StreamError
+from streams.gnss import LiveTrack
 from streams.sampling import DistanceSampler, MotionGate, Sampler
 from streams.telemetry import load_track
+from streams.track import Positions
 from streams.video import LiveOptions, VideoSource, mask_url
 from uploader import Outbox
 
@@ -66,7 +68,11 @@ class Pipeline:
         )
 
     def open_source(self, source: SourceConfig) -> VideoSource:
-        track = load_track(source.telemetry) if source.telemetry else None
+        track: Positions | None = None
+        if source.gnss:
+            track = LiveTrack(source.gnss).start()
+        elif source.telemetry:
+            track = load_track(source.telemetry)
         return VideoSource(
             source.id,
             source.url,
@@ -90,6 +96,7 @@ class Pipeline:
         """Process one source until it ends or `stop` is set. Errors are logged, never raised."""
         summary = SourceSummary(source.id)
         rule = PersistenceRule(self.config.cases.rule)
+        video: VideoSource | None = None
         try:
             video = self.open_source(source)
             log.info("%s: reading %s", source.id, mask_url(source.url))
@@ -106,6 +113,9 @@ class Pipeline:
         except StreamError as exc:
             summary.error = str(exc)
             log.error("%s", exc)
+        finally:
+            if video is not None and isinstance(video.track, LiveTrack):
+                video.track.stop()
         return summary
 
     def detect(self, frame: Frame) -> dict[str, Detections]:

@@ -11,6 +11,7 @@ import bisect
 import itertools
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from streams import GeoPoint, PositionFix
 
@@ -19,6 +20,12 @@ _LINEAR = ("lat", "alt_m", "speed_mps", "pitch_deg", "roll_deg", "sensor_elevati
 _LINEAR += ("slant_range_m",)
 _CIRCULAR_360 = ("heading_deg", "sensor_azimuth_deg", "sensor_roll_deg")  # 0..360, wraps
 _WORST = ("accuracy_m",)
+
+
+class Positions(Protocol):
+    """Anything that knows where the camera was at a frame's time (a recorded Track, a live receiver)."""
+
+    def at(self, media_s: float, utc: datetime) -> PositionFix | None: ...
 
 
 @dataclass(frozen=True)

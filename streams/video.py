@@ -20,7 +20,7 @@ from streams import Frame, PositionFix, StreamError, mask_url
 from streams.health import Backoff, SourceStats, State
 from streams.live import Decoded, LiveOptions, LiveReader
 from streams.sampling import Sampler, TimeSampler
-from streams.telemetry import Track
+from streams.track import Positions
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class VideoSource:
         source_id: str,
         url: str,
         sample_fps: float,
-        track: Track | None = None,
+        track: Positions | None = None,
         realtime: bool = False,
         live_options: LiveOptions | None = None,
         sampler: Sampler | None = None,
