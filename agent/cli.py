@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from agent.config import AgentConfig, ConfigError, SourceConfig, default_config, load_config
+from agent.config import AgentConfig, ConfigError, SourceConfig, default_config, load_config, source_id_for
 from agent.logs import setup_logging
 from detectors import ModelError
 
@@ -170,13 +170,13 @@ def _cmd_process(args: argparse.Namespace) -> int:
     if not args.video.is_file():
         raise ConfigError(f"{args.video}: file not found")
     source = SourceConfig(
-        id=args.video.stem[:64] or "video",
+        id=source_id_for(args.video),
         kind=args.kind,
         url=str(args.video.resolve()),
         telemetry=args.telemetry.resolve() if args.telemetry else None,
-        sample_fps=args.sample_fps or base.sources[0].sample_fps,
+        sample_fps=args.sample_fps or (base.sources[0].sample_fps if base.sources else 2.0),
     )
-    config = base.model_copy(update={"sources": [source]})
+    config = base.model_copy(update={"sources": [source], "inbox": None})
     with progress_bars() as factory:
         result = run_agent(config, on_frame_factory=factory)
     print_summary(result)

@@ -7,10 +7,11 @@ secrets stay out of the file. Relative paths are relative to the configuration f
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from agent import resources
 from agent.config_loading import ConfigError, parse_model
@@ -70,6 +71,22 @@ class SourceConfig(_Strict):
         if value is not None and not value.is_file():
             raise ValueError("file not found; give the .SRT, .nmea, .gpx or .klv file recorded with the video")
         return value
+
+
+def source_id_for(video: Path) -> str:
+    """A source id made from a file name (ids allow letters, digits, '_', '.', '-')."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", video.stem).strip("_.-")[:64]
+    return cleaned or "video"
+
+
+class InboxConfig(_Strict):
+    """A folder where operators upload recorded footage (drones, body cams) to be processed once."""
+
+    folder: Path = Field(description="uploads land here; processed files move to done/ or failed/")
+    kind: SourceKind = Field(default="drone", description="what recorded the uploads")
+    sample_fps: float = Field(default=2.0, gt=0, le=30)
+    settle_s: float = Field(default=10.0, ge=0, description="an upload is finished when its size is still this long")
+    scan_every_s: float = Field(default=2.0, gt=0)
 
 
 class DetectorConfig(_Strict):
@@ -183,11 +200,18 @@ class AgentConfig(_Strict):
 
     agent_id: str = Field(pattern=_ID, description="this box's name, unique in the city")
     state_dir: Path = Field(default=Path("edge-agent-data"), description="outbox, keys and logs live here")
-    sources: list[SourceConfig] = Field(min_length=1)
+    sources: list[SourceConfig] = Field(default_factory=list, description="cameras and files to process")
+    inbox: InboxConfig | None = Field(default=None, description="a folder of uploaded footage to process")
     detector: DetectorConfig
     cases: CasesConfig = Field(default_factory=CasesConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     uploader: UploaderConfig = Field(default_factory=UploaderConfig)
+
+    @model_validator(mode="after")
+    def _something_to_watch(self) -> AgentConfig:
+        if not self.sources and self.inbox is None:
+            raise ValueError("give at least one entry under sources, or an inbox folder")
+        return self
 
     @field_validator("sources")
     @classmethod

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.config import AgentConfig, ConfigError
+from agent.inbox import Inbox
 from agent.pipeline import Pipeline, SourceSummary, state_paths
 from agent.signing import Signer
 from detectors.onnx_yolo import OnnxYoloDetector
@@ -63,6 +64,10 @@ def run_agent(
             )
             thread.start()
             threads.append(thread)
+        inbox = Inbox(config.inbox, lambda source: pipeline.run_source(source, stop)) if config.inbox else None
+        if inbox:
+            threads.append(threading.Thread(target=inbox.run, args=(stop,), name="inbox", daemon=True))
+            threads[-1].start()
         while any(t.is_alive() for t in threads):
             for t in threads:
                 t.join(timeout=0.2)
@@ -75,6 +80,8 @@ def run_agent(
         outbox.close()
     order = {s.id: i for i, s in enumerate(config.sources)}
     summaries.sort(key=lambda s: order[s.source_id])
+    if inbox:
+        summaries += inbox.summaries
     return RunResult(
         summaries, counts, str(outbox_dir), uploader.published if uploader else 0, time.monotonic() - started
     )

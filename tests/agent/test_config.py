@@ -77,6 +77,8 @@ def test_builtin_default_config_is_valid() -> None:
             lambda c: c["detector"].update(model="builtin:fumes"),
             ["detector.model", "unknown built-in", "builtin:garbage"],
         ),
+        # nothing to watch
+        (lambda c: c.update(sources=[]), ["give at least one entry under sources, or an inbox folder"]),
         # a bad MQTT port
         (
             lambda c: c.update(uploader={"mqtt": {"host": "h", "port": 70000}}),

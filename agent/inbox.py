@@ -1,0 +1,101 @@
+"""The drone operators' inbox: a folder where recorded footage is uploaded and processed once.
+
+A video (with a sidecar of the same name: .SRT, .nmea, .gpx or .klv) is taken when its size has not
+changed for `settle_s` (the upload has finished), processed like any recorded file, then moved to
+`done/` or to `failed/` with a `.reason.txt` beside it. After a crash the file is still in the
+inbox and is processed again: case ids are stable, so the outbox stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.config import InboxConfig, SourceConfig, source_id_for
+from agent.pipeline import SourceSummary
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".ts", ".m2ts", ".avi"}
+SIDECAR_SUFFIXES = (".srt", ".nmea", ".gpx", ".klv")
+
+
+class Inbox:
+    """Watches one folder; `run` processes finished uploads until `stop` is set."""
+
+    def __init__(self, config: InboxConfig, process: Callable[[SourceConfig], SourceSummary]) -> None:
+        self.config = config
+        self.folder = config.folder
+        self.process = process
+        self.done, self.failed = self.folder / "done", self.folder / "failed"
+        for folder in (self.folder, self.done, self.failed):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.summaries: list[SourceSummary] = []
+        self._seen: dict[Path, tuple[int, float]] = {}  # size and when it was first seen at that size
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("inbox %s: waiting for uploads", self.folder)
+        while not stop.is_set():
+            for video in self.ready():
+                if stop.is_set():
+                    return
+                self._handle(video)
+            stop.wait(self.config.scan_every_s)
+
+    def ready(self) -> list[Path]:
+        """Videos whose size has not changed for `settle_s`, oldest first."""
+        now = time.monotonic()
+        ready = []
+        present = set()
+        for path in sorted(self.folder.iterdir(), key=lambda p: p.stat().st_mtime if p.exists() else 0):
+            if not path.is_file() or path.suffix.lower() not in VIDEO_SUFFIXES:
+                continue
+            present.add(path)
+            size = path.stat().st_size
+            seen = self._seen.get(path)
+            if seen is None or seen[0] != size:
+                self._seen[path] = (size, now)
+            elif now - seen[1] >= self.config.settle_s and size > 0:
+                ready.append(path)
+        self._seen = {p: v for p, v in self._seen.items() if p in present}
+        return ready
+
+    def _handle(self, video: Path) -> None:
+        sidecar = next(
+            (
+                p
+                for p in video.parent.iterdir()
+                if p.stem == video.stem and p.suffix.lower() in SIDECAR_SUFFIXES and p.is_file()
+            ),
+            None,
+        )
+        source = SourceConfig(
+            id=source_id_for(video),
+            kind=self.config.kind,
+            url=str(video),
+            telemetry=sidecar,
+            sample_fps=self.config.sample_fps,
+        )
+        log.info("inbox: processing %s%s", video.name, f" with {sidecar.name}" if sidecar else " (no sidecar)")
+        try:
+            summary = self.process(source)
+        except Exception as exc:  # one bad upload must not stop the inbox
+            log.exception("inbox: %s failed", video.name)
+            summary = SourceSummary(source.id, error=f"{type(exc).__name__}: {exc}")
+        self.summaries.append(summary)
+        target = self.failed if summary.error else self.done
+        for path in (video, sidecar):
+            if path is not None:
+                shutil.move(str(path), target / path.name)
+        if summary.error:
+            (self.failed / f"{video.name}.reason.txt").write_text(summary.error + "\n")
+            log.warning("inbox: %s moved to failed/: %s", video.name, summary.error)
+        else:
+            log.info(
+                "inbox: %s done: %d frames analysed, %d case(s)", video.name, summary.frames_analysed, summary.cases
+            )
+        self._seen.pop(video, None)
