@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     process.add_argument("-c", "--config", type=Path, help="configuration YAML (its sources are ignored)")
     process.add_argument("--kind", default="drone", choices=["vehicle", "fixed", "drone", "bodycam"])
     process.add_argument("--sample-fps", type=float, default=None, help="frames per second to analyse")
+    process.add_argument(
+        "--keyframes-only", action="store_true", help="decode keyframes only: far faster when sampling is sparse"
+    )
     process.set_defaults(func=_cmd_process)
 
     check = sub.add_parser(
@@ -175,6 +178,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
         url=str(args.video.resolve()),
         telemetry=args.telemetry.resolve() if args.telemetry else None,
         sample_fps=args.sample_fps or (base.sources[0].sample_fps if base.sources else 2.0),
+        keyframes_only=args.keyframes_only,
     )
     config = base.model_copy(update={"sources": [source], "inbox": None})
     with progress_bars() as factory:

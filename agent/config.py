@@ -54,6 +54,9 @@ class SourceConfig(_Strict):
     )
     motion_threshold: float = Field(default=0.002, gt=0, lt=1, description="fixed cameras: share of pixels that moved")
     realtime: bool = Field(default=False, description="files: pace at real time, as a camera would")
+    keyframes_only: bool = Field(
+        default=False, description="files: decode keyframes only, many times faster when sampling is sparse"
+    )
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     stall_s: float = Field(default=10.0, ge=1, le=300, description="cameras: no frame for this long means reconnect")
     reconnect_cap_s: float = Field(default=30.0, ge=1, le=600, description="cameras: longest wait between retries")

@@ -41,6 +41,7 @@ class SourceSummary:
     source_id: str
     frames_decoded: int = 0
     frames_analysed: int = 0
+    video_s: float = 0.0
     detections: int = 0
     cases: int = 0
     error: str = ""
@@ -85,6 +86,7 @@ class Pipeline:
                 backoff_cap_s=source.reconnect_cap_s,
             ),
             sampler=sampler_for(source),
+            keyframes_only=source.keyframes_only,
         )
 
     def run_source(
@@ -109,7 +111,9 @@ class Pipeline:
                     summary.cases += 1
                     summary.case_ids.append(case.id)
                 on_frame(video, frame)
+                summary.video_s = frame.media_s
             summary.frames_decoded = video.stats.decoded
+            summary.video_s = video.duration_s or summary.video_s
         except StreamError as exc:
             summary.error = str(exc)
             log.error("%s", exc)

@@ -138,14 +138,20 @@ def _handle_signals(stop: threading.Event) -> Callable[[], None]:
 
 def print_summary(result: RunResult, out=sys.stdout) -> None:
     """The end-of-run table: what each source produced and where the cases went."""
-    header = f"{'source':<20} {'decoded':>8} {'analysed':>9} {'detections':>11} {'cases':>6}  status"
+    header = f"{'source':<20} {'decoded':>8} {'analysed':>9} {'detections':>11} {'cases':>6} {'video s':>8}  status"
     print(header, file=out)
     print("-" * len(header), file=out)
     for s in result.summaries:
         status = f"error: {s.error}" if s.error else "ok"
         print(
-            f"{s.source_id:<20} {s.frames_decoded:>8} {s.frames_analysed:>9} {s.detections:>11} {s.cases:>6}  {status}",
+            f"{s.source_id:<20} {s.frames_decoded:>8} {s.frames_analysed:>9} {s.detections:>11} {s.cases:>6} "
+            f"{s.video_s:>8.1f}  {status}",
             file=out,
+        )
+    video_s = sum(s.video_s for s in result.summaries)
+    if video_s and result.seconds:
+        print(
+            f"\n{video_s:.1f} s of video in {result.seconds:.1f} s: {video_s / result.seconds:.1f}x real time", file=out
         )
     counts = result.outbox_counts
     print(

@@ -51,6 +51,7 @@ class VideoSource:
         realtime: bool = False,
         live_options: LiveOptions | None = None,
         sampler: Sampler | None = None,
+        keyframes_only: bool = False,
     ) -> None:
         self.source_id = source_id
         self.url = url
@@ -59,6 +60,7 @@ class VideoSource:
         self.realtime = realtime
         self.live_options = live_options or LiveOptions()
         self.sampler = sampler or TimeSampler(sample_fps)
+        self.keyframes_only = keyframes_only  # files: decode keyframes only (sparse batch sampling)
         self.stats = SourceStats()
         self.duration_s: float | None = None
         self._index = 0
@@ -112,6 +114,8 @@ class VideoSource:
                 raise StreamError(f"{self.source_id}: {mask_url(self.url)} has no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            if self.keyframes_only:
+                stream.codec_context.skip_frame = "NONKEY"
             if stream.duration and stream.time_base:
                 self.duration_s = float(stream.duration * stream.time_base)
             elif container.duration:
