@@ -100,6 +100,27 @@ def _parser() -> argparse.ArgumentParser:
     receive.add_argument("-c", "--config", type=Path, required=True, help="receiver YAML (see configs/receiver.yaml)")
     receive.set_defaults(func=_cmd_receive)
 
+    bench = sub.add_parser(
+        "bench",
+        help="speed: the agent's pipeline against the plain ultralytics loop, same clip and model",
+        description="Runs, each in its own process and one after the other, (a) the plain loop a user would "
+        "write (cv2.VideoCapture + ultralytics predict on every frame; needs the train extra and .pt weights) "
+        "and (b) the agent's pipeline, on 1080p25 and 720p25 H.264 clips made from the bundled sample (or "
+        "--clip), and prints x real time, frames/s, ms per stage, CPU %, peak memory and the ratio (b)/(a).",
+    )
+    bench.add_argument("--clip", type=Path, help="a video to use instead of the generated 1080p and 720p clips")
+    bench.add_argument("--model", default="builtin:garbage", help="ONNX model for the agent")
+    bench.add_argument(
+        "--weights",
+        type=Path,
+        help="ultralytics .pt weights for the baseline "
+        "(default: models/garbage-yolov8n.pt when ultralytics is installed)",
+    )
+    bench.add_argument("--kind", default="fixed", choices=["vehicle", "fixed", "drone", "bodycam"])
+    bench.add_argument("--sample-fps", type=float, default=1.0, help="detections per second per stream")
+    bench.add_argument("--seconds", type=int, default=30, help="length of the generated clips")
+    bench.set_defaults(func=_cmd_bench)
+
     train = sub.add_parser(
         "train",
         help="train a YOLO detector on a YOLO-layout dataset (needs the train extra)",
@@ -220,6 +241,22 @@ def _cmd_receive(args: argparse.Namespace) -> int:
     stop.wait()
     receiver.stop()
     print(f"{receiver.stored} case(s) stored, {receiver.duplicates} duplicate(s), {receiver.rejected} rejected")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from agent.bench import bench
+    from agent.resources import builtin
+
+    model = builtin(args.model.removeprefix("builtin:")) if args.model.startswith("builtin:") else Path(args.model)
+    weights = args.weights
+    if weights is None and importlib.util.find_spec("ultralytics"):
+        weights = builtin("garbage-pt")
+    if weights is None:
+        print("(no ultralytics: the baseline is skipped; pip install -e '.[train]' to compare)")
+    bench(args.clip, model, weights, args.kind, args.sample_fps, args.seconds)
     return 0
 
 

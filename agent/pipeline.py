@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ from uploader import Outbox
 
 log = logging.getLogger(__name__)
 
+STAGES = ("decode+sample", "detect", "rules", "evidence+outbox")  # seconds spent per stage, summed
+
 
 @dataclass
 class SourceSummary:
@@ -42,6 +45,7 @@ class SourceSummary:
     frames_decoded: int = 0
     frames_analysed: int = 0
     video_s: float = 0.0
+    stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     detections: int = 0
     cases: int = 0
     error: str = ""
@@ -102,15 +106,25 @@ class Pipeline:
         try:
             video = self.open_source(source)
             log.info("%s: reading %s", source.id, mask_url(source.url))
+            stage, clock = summary.stage_s, time.perf_counter()
             for frame in video.frames(stop):
+                t_frame = time.perf_counter()
                 by_type = self.detect(frame)
+                t_detect = time.perf_counter()
                 summary.frames_analysed += 1
                 summary.detections += sum(len(d) for d in by_type.values())
-                for sighting in rule.update(frame, by_type):
+                sightings = rule.update(frame, by_type)
+                t_rules = time.perf_counter()
+                for sighting in sightings:
                     case = self.accept(source, sighting)
                     summary.cases += 1
                     summary.case_ids.append(case.id)
                 on_frame(video, frame)
+                clock, done = time.perf_counter(), clock
+                stage["decode+sample"] += t_frame - done
+                stage["detect"] += t_detect - t_frame
+                stage["rules"] += t_rules - t_detect
+                stage["evidence+outbox"] += clock - t_rules
                 summary.video_s = frame.media_s
             summary.frames_decoded = video.stats.decoded
             summary.video_s = video.duration_s or summary.video_s

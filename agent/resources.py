@@ -16,6 +16,7 @@ _BUILTINS = {
     "sample": _ROOT / "samples" / "street-garbage.mp4",
     "sample-telemetry": _ROOT / "samples" / "street-garbage.nmea",
     "garbage": _ROOT / "models" / "garbage-yolov8n.onnx",
+    "garbage-pt": _ROOT / "models" / "garbage-yolov8n.pt",  # the same weights for ultralytics (bench, fine-tuning)
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import logging
+import time
 from pathlib import Path
 
 import cv2
@@ -54,6 +55,7 @@ class OnnxYoloDetector:
         self.iou = iou
         self.name = model_path.stem
         self.version = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
+        self.stage_s = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}  # summed, for benchmarks
         log.info(
             "model %s (%s): %d classes, input %dx%d, providers %s",
             self.name,
@@ -66,9 +68,17 @@ class OnnxYoloDetector:
 
     def detect(self, image: np.ndarray) -> Detections:
         """Detect objects in one BGR image; boxes are in the image's pixels."""
+        t0 = time.perf_counter()
         blob, scale, pad = letterbox(image, self.input_hw)
+        t1 = time.perf_counter()
         raw = self.session.run(None, {self.input_name: blob})[0][0]  # (4 + classes, anchors)
-        return self._decode(raw, scale, pad, image.shape[:2])
+        t2 = time.perf_counter()
+        found = self._decode(raw, scale, pad, image.shape[:2])
+        stage = self.stage_s
+        stage["preprocess"] += t1 - t0
+        stage["inference"] += t2 - t1
+        stage["postprocess"] += time.perf_counter() - t2
+        return found
 
     def _decode(self, raw: np.ndarray, scale: float, pad: tuple[float, float], hw: tuple[int, int]) -> Detections:
         scores_all = raw[4:]

@@ -143,3 +143,13 @@ def test_case_accepted_before_sigkill_is_published_once_after_restart(
     assert set(accepted_before_kill) <= set(received)
     assert sorted(received) == sorted(set(all_ids))  # every accepted case, each exactly once
     assert all(json.loads(p)["agent_id"] == "car-7" for p in receiver.payload("/cases"))
+
+
+def test_bench_runs_the_agent_side(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "cam.mp4", seconds=4, size="640x360", rate=25)
+    done = run_cli("bench", "--clip", str(clip), "--weights", str(tmp_path / "none.pt"), cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "did not run" in done.stdout  # no ultralytics or no such weights: said, not crashed
+    row = next(line for line in done.stdout.splitlines() if line.startswith("edge-agent (fixed"))
+    assert float(row.split(")")[1].split()[0]) > 0  # x real time
+    assert "ms per analysed frame" in done.stdout and "detect: inference" in done.stdout
