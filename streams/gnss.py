@@ -3,12 +3,14 @@
 Patrol cars carry a receiver (or a 4G router with one) that streams NMEA sentences; the camera's
 frames get the position at their own time from the last minutes of fixes, interpolated, and no
 position at all once the receiver has been silent for longer than `max_gap_s`.
-URLs: `tcp://host:port` (connect), `udp://0.0.0.0:port` (listen), or a device path such as
-`/dev/ttyUSB0` (set its speed beforehand, e.g. `stty -F /dev/ttyUSB0 9600`).
+URLs: `tcp://host:port` (connect), `udp://0.0.0.0:port` (listen), `gpsd://host:2947` (gpsd's JSON
+protocol, when gpsd already owns the receiver), or a device path such as `/dev/ttyUSB0` (set its
+speed beforehand, e.g. `stty -F /dev/ttyUSB0 9600`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -33,8 +35,10 @@ class LiveTrack:
 
     def __init__(self, url: str, max_gap_s: float = 2.0, keep_s: float = 120.0, retry_cap_s: float = 10.0) -> None:
         parsed = urlparse(url)
-        if parsed.scheme not in ("tcp", "udp", "") or (parsed.scheme and not parsed.port):
-            raise StreamError(f"gnss {url!r}: use tcp://HOST:PORT, udp://0.0.0.0:PORT or a device path")
+        if parsed.scheme not in ("tcp", "udp", "gpsd", "") or (parsed.scheme and not parsed.port):
+            raise StreamError(
+                f"gnss {url!r}: use tcp://HOST:PORT, udp://0.0.0.0:PORT, gpsd://HOST:2947 or a device path"
+            )
         self.url = url
         self.max_gap_s = max_gap_s
         self.keep_s = keep_s
@@ -66,8 +70,11 @@ class LiveTrack:
             try:
                 window: deque[str] = deque(maxlen=WINDOW_LINES)
                 for line in self._lines():
+                    if line.startswith("{"):
+                        self._add([fix] if (fix := gpsd_fix(line)) else [])
+                        continue
                     window.append(line)
-                    self._take(window)
+                    self._add(parse_nmea(window)[0])
                 reason = "the receiver closed the stream"
             except OSError as exc:
                 reason = exc.strerror or str(exc)
@@ -78,8 +85,7 @@ class LiveTrack:
                 self._problem = reason
             self._stop.wait(self._backoff.delay())
 
-    def _take(self, window: deque[str]) -> None:
-        fixes, _skipped = parse_nmea(window)
+    def _add(self, fixes: list[PositionFix]) -> None:
         with self._lock:
             newest = self._fixes[-1].utc if self._fixes else None
             for fix in fixes:
@@ -96,8 +102,10 @@ class LiveTrack:
 
     def _lines(self) -> Iterator[str]:
         parsed = urlparse(self.url)
-        if parsed.scheme == "tcp":
+        if parsed.scheme in ("tcp", "gpsd"):
             with socket.create_connection((parsed.hostname, parsed.port), timeout=5) as sock:
+                if parsed.scheme == "gpsd":
+                    sock.sendall(b'?WATCH={"enable":true,"json":true};\n')
                 sock.settimeout(1.0)
                 yield from self._socket_lines(sock.recv)
         elif parsed.scheme == "udp":
@@ -128,3 +136,25 @@ class LiveTrack:
             for raw in lines:
                 yield raw.decode("ascii", errors="replace").strip()
             pending = pending[-4096:]  # a stream without newlines must not grow without bound
+
+
+def gpsd_fix(line: str) -> PositionFix | None:
+    """A position from one gpsd TPV report (mode 2 or 3), None for any other report or a bad line."""
+    try:
+        report = json.loads(line)
+        if report.get("class") != "TPV" or report.get("mode", 0) < 2 or "lat" not in report:
+            return None
+        utc = datetime.fromisoformat(report["time"].replace("Z", "+00:00"))
+        errors = [report[k] for k in ("epx", "epy") if isinstance(report.get(k), int | float)]
+        return PositionFix(
+            lat=float(report["lat"]),
+            lon=float(report["lon"]),
+            alt_m=report.get("altMSL", report.get("alt")),
+            utc=utc,
+            accuracy_m=max(errors) if errors else None,
+            heading_deg=report.get("track"),
+            speed_mps=report.get("speed"),
+            source="gpsd",
+        )
+    except (ValueError, KeyError, TypeError):
+        return None

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -131,3 +132,41 @@ def test_bad_url_is_a_clear_error() -> None:
 
     with pytest.raises(StreamError, match="tcp://HOST:PORT"):
         LiveTrack("http://example/gps")
+
+
+def test_positions_through_a_real_gpsd(tmp_path) -> None:
+    import shutil
+    import subprocess
+
+    gpsd = shutil.which("gpsd") or "/usr/sbin/gpsd"
+    if not Path(gpsd).exists():
+        pytest.fail("gpsd is not installed: run the README's test command (it installs it)")
+    receiver = NmeaServer()
+    port = free_port()
+    daemon = subprocess.Popen(
+        [
+            gpsd,
+            "-N",
+            "-n",
+            "-b",
+            "-S",
+            str(port),
+            "-F",
+            str(tmp_path / "gpsd.sock"),
+            f"tcp://127.0.0.1:{receiver.port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    track = LiveTrack(f"gpsd://127.0.0.1:{port}", retry_cap_s=1)
+    try:
+        time.sleep(0.5)
+        track.start()
+        assert wait_for(lambda: track.fixes_received >= 3, 20)
+        fix = track.at(0.0, datetime.now(UTC) - timedelta(seconds=0.5))
+        assert fix is not None and fix.source == "gpsd" and fix.lat == pytest.approx(LAT0, abs=1e-5)
+    finally:
+        track.stop()
+        daemon.kill()
+        daemon.wait()
+        receiver.close()
