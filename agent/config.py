@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from agent import resources
 from agent.config_loading import ConfigError, parse_model
+from agent.geometry import Homography
 from streams.video import is_live
 
 CaseType = Literal["street_vending", "garbage_pile", "overflowing_bin", "cooking_fumes"]
@@ -34,6 +35,23 @@ class CameraPosition(_Strict):
     accuracy_m: float = Field(default=10.0, gt=0, description="how far the problems it sees may be from this point")
 
 
+class CameraMount(_Strict):
+    """How a camera sits on its vehicle (or person), so that a box can be placed on the ground."""
+
+    hfov_deg: float = Field(gt=1, lt=179, description="horizontal field of view")
+    height_m: float | None = Field(default=None, gt=0, description="above the ground; drones: from telemetry")
+    pitch_deg: float = Field(default=-10.0, ge=-90, le=30, description="0 looks level, -90 straight down")
+    yaw_offset_deg: float = Field(default=0.0, ge=-180, le=360, description="from the vehicle's heading; 90 = right")
+    roll_deg: float = Field(default=0.0, ge=-45, le=45)
+
+
+class ReferencePoint(_Strict):
+    """A surveyed point seen by a fixed camera: where it is in the image and on the map."""
+
+    pixel: tuple[float, float] = Field(description="[x, y] in the camera's full-resolution image")
+    position: tuple[float, float] = Field(description="[lat, lon] WGS-84")
+
+
 class SourceConfig(_Strict):
     """One camera or video file."""
 
@@ -47,6 +65,10 @@ class SourceConfig(_Strict):
         default=None, description="cameras on vehicles: live NMEA from tcp://HOST:PORT, udp://0.0.0.0:PORT or /dev/tty…"
     )
     position: CameraPosition | None = Field(default=None, description="fixed cameras: where the camera stands")
+    camera: CameraMount | None = Field(default=None, description="moving cameras: mounting, to place boxes")
+    homography: list[ReferencePoint] | None = Field(
+        default=None, min_length=4, description="fixed cameras: 4+ reference points mapping pixels to the map"
+    )
     sample_fps: float = Field(default=2.0, gt=0, le=30, description="most frames per second given to the detector")
     sample_every_m: float = Field(default=5.0, gt=0, description="moving cameras: one frame per this many metres")
     idle_every_s: float = Field(
@@ -67,6 +89,13 @@ class SourceConfig(_Strict):
         if not is_live(value) and not Path(value).is_file():
             raise ValueError("file not found; give an existing video file or an rtsp:// URL")
         return value
+
+    @field_validator("homography")
+    @classmethod
+    def _homography_fits(cls, points: list[ReferencePoint] | None) -> list[ReferencePoint] | None:
+        if points is not None:
+            Homography([p.pixel for p in points], [p.position for p in points])  # raises ValueError with the fix
+        return points
 
     @field_validator("telemetry")
     @classmethod

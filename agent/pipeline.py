@@ -161,7 +161,7 @@ class Pipeline:
             codes=tuple(c.model_dump() for c in cfg.cases.codes.get(sighting.case_type, [])),
             first_seen=sighting.first_seen,
             last_seen=sighting.last_seen,
-            location=locate(sighting.best_frame, source),
+            location=locate(sighting.best_frame, source, _best_box(sighting.best_detections)),
             score_max=sighting.score_max,
             score_mean=sighting.score_mean,
             frames=sighting.frames,
@@ -187,6 +187,10 @@ class Pipeline:
         else:
             log.info("%s: case %s was accepted before; not stored twice", source.id, case.id)
         return case
+
+
+def _best_box(detections: Detections) -> np.ndarray | None:
+    return detections.xyxy[detections.confidence.argmax()] if len(detections) else None
 
 
 def sampler_for(source: SourceConfig) -> Sampler:

@@ -101,7 +101,22 @@ def parse_dji_srt(text: str) -> tuple[list[PositionFix], int]:
             skipped += 1 if _looks_like_data(block) else 0
             continue
         lat, lon, alt = latlon
-        fixes.append(PositionFix(lat=lat, lon=lon, alt_m=alt, utc=None, media_s=media_s, source="dji-srt"))
+        gimbal = _srt_gimbal(block)
+        fixes.append(
+            PositionFix(
+                lat=lat,
+                lon=lon,
+                alt_m=alt,
+                utc=None,
+                media_s=media_s,
+                source="dji-srt",
+                # DJI's gimbal angles are absolute (yaw from north, pitch from the horizon): they go in as
+                # the sensor's angles on a level platform facing north, which composes to the same pointing
+                sensor_elevation_deg=gimbal[0] if gimbal else None,
+                sensor_roll_deg=gimbal[1] if gimbal else None,
+                sensor_azimuth_deg=gimbal[2] % 360 if gimbal else None,
+            )
+        )
     return fixes, skipped
 
 
@@ -124,6 +139,20 @@ def _srt_clock(block: str) -> datetime | None:
     y, mo, d, h, mi, s, ms = m.groups()
     try:
         return datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), int((ms or "0").ljust(3, "0")) * 1000)
+    except ValueError:
+        return None
+
+
+_SRT_GIMBAL = re.compile(r"G\.PRY\s*\(\s*(-?[\d.]+)°?\s*,\s*(-?[\d.]+)°?\s*,\s*(-?[\d.]+)°?\s*\)")
+
+
+def _srt_gimbal(block: str) -> tuple[float, float, float] | None:
+    """Gimbal (pitch, roll, yaw) in degrees from a `G.PRY (p°, r°, y°)` field (Phantom 4 RTK and kin)."""
+    m = _SRT_GIMBAL.search(block)
+    if not m:
+        return None
+    try:
+        return float(m.group(1)), float(m.group(2)), float(m.group(3))
     except ValueError:
         return None
 

@@ -169,3 +169,9 @@ def test_track_gives_no_position_when_stale() -> None:
 
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def test_dji_gimbal_angles_are_read() -> None:
+    fix = load_track(need_shared("telemetry/dji-srt/p4_rtk.SRT")).fixes[0]
+    # G.PRY (-24.4°, 0.0°, 110.4°): pitch, roll, yaw, absolute
+    assert (fix.sensor_elevation_deg, fix.sensor_roll_deg, fix.sensor_azimuth_deg) == (-24.4, 0.0, 110.4)
