@@ -20,6 +20,7 @@ from agent.cases import Case, EvidenceFile, case_id
 from agent.config import AgentConfig, SourceConfig
 from agent.evidence import snapshot_jpeg
 from agent.locate import locate
+from agent.places import SourcePlaces
 from agent.rules import PersistenceRule, Sighting
 from agent.signing import Signer
 from detectors import Detections, Detector
@@ -67,6 +68,7 @@ class Pipeline:
         self._class_to_type = np.array(
             [config.detector.class_map.get(name, "") for name in detector.class_names], dtype=object
         )
+        self.grid = config.grid.index() if config.grid else None
 
     def open_source(self, source: SourceConfig) -> VideoSource:
         track: Positions | None = None
@@ -100,10 +102,11 @@ class Pipeline:
         rule = PersistenceRule(self.config.cases.rule)
         video: VideoSource | None = None
         try:
+            places = SourcePlaces.from_config(source)
             video = self.open_source(source)
             log.info("%s: reading %s", source.id, mask_url(source.url))
             for frame in video.frames(stop):
-                by_type = self.detect(frame)
+                by_type = places.filter(frame, self.detect(frame))
                 summary.frames_analysed += 1
                 summary.detections += sum(len(d) for d in by_type.values())
                 for sighting in rule.update(frame, by_type):
@@ -137,6 +140,7 @@ class Pipeline:
             sighting.best_frame, sighting.best_detections, cfg.evidence.jpeg_quality, cfg.evidence.max_width_px
         )
         files = {"snapshot.jpg": snapshot}
+        location = locate(sighting.best_frame, source)
         case = Case(
             id=case_id(cfg.agent_id, source.id, sighting.case_type, sighting.first_seen),
             revision=1,
@@ -147,7 +151,8 @@ class Pipeline:
             codes=tuple(c.model_dump() for c in cfg.cases.codes.get(sighting.case_type, [])),
             first_seen=sighting.first_seen,
             last_seen=sighting.last_seen,
-            location=locate(sighting.best_frame, source),
+            location=location,
+            grid=self.grid.grid_for(location) if self.grid else None,
             score_max=sighting.score_max,
             score_mean=sighting.score_mean,
             frames=sighting.frames,
