@@ -90,6 +90,7 @@ class SourcePlaces:
         self.zones = zones or []
         self.masks = masks or []
         self.geo_zones = geo_zones or []
+        self._size_checked = False
 
     @classmethod
     def from_config(cls, source: SourceConfig) -> SourcePlaces:
@@ -128,6 +129,8 @@ class SourcePlaces:
 
     def filter(self, frame: Frame, by_type: dict[str, Detections]) -> dict[str, Detections]:
         """The detections that count, grouped by case type as `Pipeline.detect` gives them."""
+        if not self._size_checked:
+            self._warn_outside(frame.image.shape[1], frame.image.shape[0])
         if not self.active or not by_type:
             return by_type
         position = None
@@ -142,6 +145,23 @@ class SourcePlaces:
             if not mask.all():
                 log.debug("%s: %d of %d %s boxes outside zones", self.source.id, (~mask).sum(), len(mask), case_type)
         return kept
+
+    def _warn_outside(self, width_px: int, height_px: int) -> None:
+        """Zones drawn for another resolution (the main stream, not the sub-stream) silently match nothing."""
+        self._size_checked = True
+        frame = shapely.box(0, 0, width_px, height_px)
+        named = [("zone", z.name, z.polygon) for z in self.zones]
+        named += [("mask", str(i), m) for i, m in enumerate(self.masks)]
+        for kind, name, polygon in named:
+            if not polygon.intersects(frame):
+                log.warning(
+                    "%s: %s %s lies outside the %dx%d image; draw it in this stream's pixels",
+                    self.source.id,
+                    kind,
+                    name,
+                    width_px,
+                    height_px,
+                )
 
 
 __all__ = ["GeoZone", "PixelZone", "SourcePlaces", "anchors_xy", "load_geo_zones"]

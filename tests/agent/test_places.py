@@ -222,3 +222,18 @@ def test_good_zones_load(tmp_path: Path) -> None:
     places = SourcePlaces.from_config(config.sources[0])
     assert config.sources[0].geo_zones == tmp_path / "zones.geojson"  # relative to the file
     assert [z.name for z in places.geo_zones] == ["old-town"] and places.zones[0].types == {"street_vending"}
+
+
+def test_zone_outside_the_image_is_warned_about_once(caplog) -> None:
+    from datetime import UTC, datetime
+
+    from streams import Frame
+
+    places = SourcePlaces(SOURCE, zones=[PixelZone("far", pixel_polygon([(1000, 600), (1900, 600), (1900, 1000)]))])
+    frame = Frame("cam", 0, datetime(2026, 1, 1, tzinfo=UTC), 0.0, 0.0, np.zeros((480, 640, 3), np.uint8))
+    with caplog.at_level("WARNING", logger="agent.places"):
+        assert places.filter(frame, {"garbage_pile": boxes(INSIDE)}) == {}
+        places.filter(frame, {"garbage_pile": boxes(INSIDE)})
+    assert [r.getMessage() for r in caplog.records] == [
+        "cam: zone far lies outside the 640x480 image; draw it in this stream's pixels"
+    ]
