@@ -13,6 +13,7 @@ COPY streams ./streams
 COPY uploader ./uploader
 COPY models ./models
 COPY samples ./samples
+COPY configs ./configs
 RUN pip install . && rm -rf /opt/edge-agent \
     && useradd --system --home-dir /var/lib/edge-agent edge \
     && mkdir -p /var/lib/edge-agent && chown edge /var/lib/edge-agent

@@ -62,7 +62,7 @@ class Case:
     model_name: str
     model_version: str
     evidence: tuple[EvidenceFile, ...] = field(default=())
-    grid: dict[str, str] | None = None
+    grid: dict[str, str | None] | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The JSON record, before signing."""

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from agent import resources
 from agent.config_loading import ConfigError, parse_model
 from agent.geometry import Homography
+from agent.grid import DEFAULT_FIELDS, GridIndex
+from agent.polygons import pixel_polygon, read_polygon_features
 from streams.video import is_live
 
 CaseType = Literal["street_vending", "garbage_pile", "overflowing_bin", "cooking_fumes"]
@@ -52,6 +54,20 @@ class ReferencePoint(_Strict):
     position: tuple[float, float] = Field(description="[lat, lon] WGS-84")
 
 
+class ZoneConfig(_Strict):
+    """An area of a camera's image, in pixels, where cases of some types are raised (fixed cameras)."""
+
+    name: str = Field(pattern=_ID, description="short name for logs")
+    polygon_px: list[tuple[float, float]] = Field(min_length=3, description="corners [[x, y], ...] in image pixels")
+    types: list[CaseType] = Field(default_factory=list, description="case types it applies to; empty: every type")
+
+    @field_validator("polygon_px")
+    @classmethod
+    def _valid_polygon(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        pixel_polygon(value)
+        return value
+
+
 class SourceConfig(_Strict):
     """One camera or video file."""
 
@@ -79,6 +95,15 @@ class SourceConfig(_Strict):
     keyframes_only: bool = Field(
         default=False, description="files: decode keyframes only, many times faster when sampling is sparse"
     )
+    zones: list[ZoneConfig] = Field(
+        default_factory=list, description="with zones, only boxes whose bottom centre lies in one count"
+    )
+    masks_px: list[list[tuple[float, float]]] = Field(
+        default_factory=list, description="image-pixel polygons; a box whose bottom centre lies in one never counts"
+    )
+    geo_zones: Path | None = Field(
+        default=None, description="moving cameras: GeoJSON of WGS-84 polygons; only frames taken inside one count"
+    )
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     stall_s: float = Field(default=10.0, ge=1, le=300, description="cameras: no frame for this long means reconnect")
     reconnect_cap_s: float = Field(default=30.0, ge=1, le=600, description="cameras: longest wait between retries")
@@ -96,6 +121,34 @@ class SourceConfig(_Strict):
         if points is not None:
             Homography([p.pixel for p in points], [p.position for p in points])  # raises ValueError with the fix
         return points
+
+    @field_validator("masks_px")
+    @classmethod
+    def _valid_masks(cls, value: list[list[tuple[float, float]]]) -> list[list[tuple[float, float]]]:
+        for i, corners in enumerate(value):
+            try:
+                pixel_polygon(corners)
+            except ValueError as exc:
+                raise ValueError(f"mask {i}: {exc}") from None
+        return value
+
+    @field_validator("geo_zones")
+    @classmethod
+    def _valid_geo_zones(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return value
+        if not value.is_file():
+            raise ValueError("file not found; give a GeoJSON FeatureCollection of WGS-84 polygons")
+        accepted = get_args(CaseType)
+        for feature in read_polygon_features(value):
+            types = feature.properties.get("types") or []
+            for case_type in [types] if isinstance(types, str) else types:
+                if case_type not in accepted:
+                    raise ValueError(
+                        f"{value}: features[{feature.index}]: unknown case type {case_type!r} in 'types';"
+                        f" accepted: {', '.join(accepted)}"
+                    )
+        return value
 
     @field_validator("telemetry")
     @classmethod
@@ -227,6 +280,35 @@ class UploaderConfig(_Strict):
     disk_hard_limit_mb: float = Field(default=4000.0, gt=0, description="over it, the oldest cases are dropped")
 
 
+class GridFields(_Strict):
+    """The property names a grid file uses for each part of a case's `grid`."""
+
+    code: str = Field(default=DEFAULT_FIELDS["code"], min_length=1, description="the grid code (required in the file)")
+    name: str = Field(default=DEFAULT_FIELDS["name"], min_length=1)
+    street: str = Field(default=DEFAULT_FIELDS["street"], min_length=1, description="the street office (街道)")
+    district: str = Field(default=DEFAULT_FIELDS["district"], min_length=1, description="the district (区)")
+
+
+class GridConfig(_Strict):
+    """The grid layer (网格) that gives every case with a position its grid cell."""
+
+    crs: Literal["WGS84", "GCJ02"] = Field(default="WGS84", description="datum of the file's coordinates")
+    fields: GridFields = Field(default_factory=GridFields, description="property names in the file")
+    file: Path = Field(description="GeoJSON FeatureCollection of Polygon/MultiPolygon grid cells")
+
+    @field_validator("file")
+    @classmethod
+    def _loads(cls, value: Path, info: ValidationInfo) -> Path:
+        if not value.is_file():
+            raise ValueError("file not found; give the grid layer as a GeoJSON file")
+        fields = info.data.get("fields") or GridFields()
+        GridIndex.load(value, info.data.get("crs", "WGS84"), fields.model_dump())
+        return value
+
+    def index(self) -> GridIndex:
+        return GridIndex.load(self.file, self.crs, self.fields.model_dump())
+
+
 class AgentConfig(_Strict):
     """The whole configuration file."""
 
@@ -236,6 +318,7 @@ class AgentConfig(_Strict):
     inbox: InboxConfig | None = Field(default=None, description="a folder of uploaded footage to process")
     detector: DetectorConfig
     cases: CasesConfig = Field(default_factory=CasesConfig)
+    grid: GridConfig | None = Field(default=None, description="grid layer: sets `grid` on cases with a position")
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     uploader: UploaderConfig = Field(default_factory=UploaderConfig)
 

@@ -51,6 +51,8 @@ _PATH_KEYS = {
     "password_file",
     "store_dir",
     "keys_dir",
+    "geo_zones",
+    "file",
 }
 
 

@@ -21,6 +21,7 @@ from agent.cases import Case, EvidenceFile, case_id
 from agent.config import AgentConfig, SourceConfig
 from agent.evidence import snapshot_jpeg
 from agent.locate import locate
+from agent.places import SourcePlaces
 from agent.rules import PersistenceRule, Sighting
 from agent.signing import Signer
 from detectors import Detections, Detector
@@ -71,6 +72,7 @@ class Pipeline:
         self._class_to_type = np.array(
             [config.detector.class_map.get(name, "") for name in detector.class_names], dtype=object
         )
+        self.grid = config.grid.index() if config.grid else None
 
     def open_source(self, source: SourceConfig) -> VideoSource:
         track: Positions | None = None
@@ -104,12 +106,13 @@ class Pipeline:
         rule = PersistenceRule(self.config.cases.rule)
         video: VideoSource | None = None
         try:
+            places = SourcePlaces.from_config(source)
             video = self.open_source(source)
             log.info("%s: reading %s", source.id, mask_url(source.url))
             stage, clock = summary.stage_s, time.perf_counter()
             for frame in video.frames(stop):
                 t_frame = time.perf_counter()
-                by_type = self.detect(frame)
+                by_type = places.filter(frame, self.detect(frame))
                 t_detect = time.perf_counter()
                 summary.frames_analysed += 1
                 summary.detections += sum(len(d) for d in by_type.values())
@@ -151,6 +154,7 @@ class Pipeline:
             sighting.best_frame, sighting.best_detections, cfg.evidence.jpeg_quality, cfg.evidence.max_width_px
         )
         files = {"snapshot.jpg": snapshot}
+        location = locate(sighting.best_frame, source, _best_box(sighting.best_detections))
         case = Case(
             id=case_id(cfg.agent_id, source.id, sighting.case_type, sighting.first_seen),
             revision=1,
@@ -161,7 +165,8 @@ class Pipeline:
             codes=tuple(c.model_dump() for c in cfg.cases.codes.get(sighting.case_type, [])),
             first_seen=sighting.first_seen,
             last_seen=sighting.last_seen,
-            location=locate(sighting.best_frame, source, _best_box(sighting.best_detections)),
+            location=location,
+            grid=self.grid.grid_for(location) if self.grid else None,
             score_max=sighting.score_max,
             score_mean=sighting.score_mean,
             frames=sighting.frames,

@@ -1,6 +1,7 @@
-"""Files that ship with the agent: the default configuration, the case schema, the sample clip and
-the models. `models/` and `samples/` are installed beside the `agent` package (see pyproject.toml),
-so they are found the same way in a checkout and in an installed wheel."""
+"""Files that ship with the agent: the default configuration, the case schema, the sample clip, the
+models and the example grid. `models/`, `samples/` and `configs/*.geojson` are installed beside the
+`agent` package (see pyproject.toml), so they are found the same way in a checkout and in an
+installed wheel."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ _BUILTINS = {
     "sample-telemetry": _ROOT / "samples" / "street-garbage.nmea",
     "garbage": _ROOT / "models" / "garbage-yolov8n.onnx",
     "garbage-pt": _ROOT / "models" / "garbage-yolov8n.pt",  # the same weights for ultralytics (bench, fine-tuning)
+    "sample-grid": _ROOT / "configs" / "example-grid.geojson",  # made-up grid cells around the sample's track
 }
 
 
