@@ -34,7 +34,6 @@ class Clip:
     start_s: float  # media time of its first (key)frame
     end_s: float  # media time of its last frame
     packets: int
-    first_index: int = 0  # index of its first packet in the list it was cut from
 
 
 class ClipError(Exception):
@@ -108,7 +107,7 @@ def cut_packets(
         )
     if end_s < t_s + post_s - PREROLL_TOLERANCE_S:
         log.info("%s: clip ends %.1f s after the event, not %.1f s: the video ended", label, end_s - t_s, post_s)
-    return Clip(remux(chosen), start_s, end_s, len(chosen), first)
+    return Clip(remux(chosen), start_s, end_s, len(chosen))
 
 
 def _decode_s(packet: EncodedPacket) -> float:
