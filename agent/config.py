@@ -238,6 +238,32 @@ class CasesConfig(_Strict):
 class EvidenceConfig(_Strict):
     jpeg_quality: int = Field(default=80, ge=30, le=100)
     max_width_px: int = Field(default=1280, ge=320, le=7680, description="snapshots wider than this are scaled down")
+    clips: bool = Field(default=True, description="add an MP4 clip (no re-encoding) to each case as its revision 2")
+    clip_pre_s: float = Field(
+        default=5.0, ge=0, le=60, description="seconds before the event; clips start on the keyframe at or before"
+    )
+    clip_post_s: float = Field(
+        default=5.0, ge=0, le=60, description="seconds after the event; revision 2 is stored once they have passed"
+    )
+    clip_max_bytes: int = Field(
+        default=8_000_000, ge=100_000, description="a longer clip starts at a later keyframe or ends sooner (4G budget)"
+    )
+    ring_max_s: float = Field(
+        default=30.0, gt=0, le=600, description="cameras: seconds of encoded video buffered per source for clips"
+    )
+    ring_max_mb: float = Field(
+        default=32.0, gt=0, le=4096, description="cameras: memory cap of that buffer per source; the oldest goes first"
+    )
+
+    @model_validator(mode="after")
+    def _ring_holds_a_clip(self) -> EvidenceConfig:
+        needed = self.clip_pre_s + self.clip_post_s
+        if self.clips and self.ring_max_s < needed:
+            raise ValueError(
+                f"ring_max_s ({self.ring_max_s:g}) is shorter than clip_pre_s + clip_post_s ({needed:g}); "
+                "give it at least that plus one keyframe interval"
+            )
+        return self
 
 
 class MqttConfig(_Strict):

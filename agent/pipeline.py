@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.cases import Case, EvidenceFile, case_id
+from agent.clip_jobs import ClipJobs, ring_for
 from agent.config import AgentConfig, SourceConfig
 from agent.evidence import snapshot_jpeg
 from agent.locate import locate
@@ -93,6 +94,7 @@ class Pipeline:
             ),
             sampler=sampler_for(source),
             keyframes_only=source.keyframes_only,
+            packets=ring_for(self.config.evidence, source),
         )
 
     def run_source(
@@ -105,9 +107,11 @@ class Pipeline:
         summary = SourceSummary(source.id)
         rule = PersistenceRule(self.config.cases.rule)
         video: VideoSource | None = None
+        clips: ClipJobs | None = None
         try:
             places = SourcePlaces.from_config(source)
             video = self.open_source(source)
+            clips = ClipJobs(self.config.evidence, source, video, self.store)
             log.info("%s: reading %s", source.id, mask_url(source.url))
             stage, clock = summary.stage_s, time.perf_counter()
             for frame in video.frames(stop):
@@ -119,9 +123,11 @@ class Pipeline:
                 sightings = rule.update(frame, by_type)
                 t_rules = time.perf_counter()
                 for sighting in sightings:
-                    case = self.accept(source, sighting)
+                    case, files = self.accept_with_files(source, sighting)
+                    clips.add(case, files, frame.media_s)
                     summary.cases += 1
                     summary.case_ids.append(case.id)
+                clips.due(frame.media_s)
                 on_frame(video, frame)
                 clock, done = time.perf_counter(), clock
                 stage["decode+sample"] += t_frame - done
@@ -135,6 +141,8 @@ class Pipeline:
             summary.error = str(exc)
             log.error("%s", exc)
         finally:
+            if clips is not None:
+                clips.flush()  # revision 2 with what there is of the post-roll
             if video is not None and isinstance(video.track, LiveTrack):
                 video.track.stop()
         return summary
@@ -149,6 +157,10 @@ class Pipeline:
 
     def accept(self, source: SourceConfig, sighting: Sighting) -> Case:
         """Build the evidence and the signed case record and store both durably in the outbox."""
+        return self.accept_with_files(source, sighting)[0]
+
+    def accept_with_files(self, source: SourceConfig, sighting: Sighting) -> tuple[Case, dict[str, bytes]]:
+        """`accept`, also returning the evidence files (a later revision carries them again)."""
         cfg = self.config
         snapshot = snapshot_jpeg(
             sighting.best_frame, sighting.best_detections, cfg.evidence.jpeg_quality, cfg.evidence.max_width_px
@@ -177,21 +189,27 @@ class Pipeline:
                 for name, data in files.items()
             ),
         )
+        self.store(source, case, files)
+        return case, files
+
+    def store(self, source: SourceConfig, case: Case, files: dict[str, bytes]) -> bool:
+        """Sign the case record and store it with its files durably in the outbox; False if stored before."""
         record = self.signer.sign(case.to_record())
         case_json = json.dumps(record, ensure_ascii=False, indent=2).encode("utf-8")
         if self.outbox.accept(case.id, case.revision, case_json, files):
             log.info(
-                "%s: case %s %s (score %.2f, %d frames) accepted",
+                "%s: case %s %s (score %.2f, %d frames) accepted%s",
                 source.id,
                 case.id,
                 case.type,
                 case.score_max,
                 case.frames,
+                "" if case.revision == 1 else f" as revision {case.revision} ({', '.join(files)})",
             )
             self.on_case()
-        else:
-            log.info("%s: case %s was accepted before; not stored twice", source.id, case.id)
-        return case
+            return True
+        log.info("%s: case %s revision %d was accepted before; not stored twice", source.id, case.id, case.revision)
+        return False
 
 
 def _best_box(detections: Detections) -> np.ndarray | None:

@@ -25,6 +25,7 @@ import av
 
 from streams import StreamError, mask_url
 from streams.health import Backoff, SourceStats, State
+from streams.packets import PacketRing, RingFeeder
 from streams.sampling import Sampler
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,14 @@ class LiveReader:
     """The decoder thread of one live source; `start()` it, `take()` frames, `stop()` it."""
 
     def __init__(
-        self, source_id: str, url: str, safe_url: str, sampler: Sampler, options: LiveOptions, stats: SourceStats
+        self,
+        source_id: str,
+        url: str,
+        safe_url: str,
+        sampler: Sampler,
+        options: LiveOptions,
+        stats: SourceStats,
+        packets: PacketRing | None = None,
     ) -> None:
         self.source_id = source_id
         self.url = url
@@ -103,6 +111,7 @@ class LiveReader:
         self.sampler = sampler
         self.options = options
         self.stats = stats
+        self.packets = packets  # every encoded packet also goes here (clips); None keeps none
         self.slot = LatestSlot()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"decode:{source_id}", daemon=True)
@@ -195,6 +204,7 @@ class LiveReader:
         conn_s = 0.0  # media time within this connection
         base_s: float | None = None
         packets = container.demux(stream)
+        feeder = RingFeeder(self.packets, stream) if self.packets is not None else None
         while not self._stop.is_set():
             try:
                 packet = next(packets)
@@ -208,6 +218,8 @@ class LiveReader:
             now = time.monotonic()
             if now - last_frame >= self.options.stall_s:  # a read can return a stale packet after a pause
                 raise _Stalled(f"{self.source_id}: no frame for {now - last_frame:.1f} s")
+            if feeder is not None:
+                feeder.add(packet)
             try:
                 frames = packet.decode()
             except av.FFmpegError as exc:
@@ -225,6 +237,8 @@ class LiveReader:
                     last_mono, last_media = self.stats.last_frame_mono_s, self.stats.last_media_s
                     base_s = 0.0 if last_mono is None or last_media is None else last_media + (now - last_mono)
                 media_s = base_s + conn_s
+                if feeder is not None and not feeder.anchored and first_pts is not None:
+                    feeder.anchor(base_s - first_pts)  # packets are timed like these frames
                 last_frame = now
                 self.stats.decoded += 1
                 self.stats.last_frame_mono_s, self.stats.last_media_s = now, media_s

@@ -19,6 +19,7 @@ import av
 from streams import Frame, PositionFix, StreamError, mask_url
 from streams.health import Backoff, SourceStats, State
 from streams.live import Decoded, LiveOptions, LiveReader
+from streams.packets import PacketRing, RingFeeder
 from streams.sampling import Sampler, TimeSampler
 from streams.track import Positions
 
@@ -40,6 +41,7 @@ class VideoSource:
     `live_options` tunes transport, timeouts, watchdog and backoff. `stats` tells the state and
     counters.
     Each yielded Frame carries the position from `track` at its time (see `Track.at`) when one is given.
+    With `packets` (a PacketRing) every encoded packet read is kept there too, for clips.
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class VideoSource:
         live_options: LiveOptions | None = None,
         sampler: Sampler | None = None,
         keyframes_only: bool = False,
+        packets: PacketRing | None = None,
     ) -> None:
         self.source_id = source_id
         self.url = url
@@ -61,6 +64,7 @@ class VideoSource:
         self.live_options = live_options or LiveOptions()
         self.sampler = sampler or TimeSampler(sample_fps)
         self.keyframes_only = keyframes_only  # files: decode keyframes only (sparse batch sampling)
+        self.packets = packets  # encoded packets for clips; None keeps none
         self.stats = SourceStats()
         self.duration_s: float | None = None
         self._index = 0
@@ -76,7 +80,9 @@ class VideoSource:
             yield from self._read_once(stop)
             self.stats.set_state(State.ENDED)
             return
-        reader = LiveReader(self.source_id, self.url, mask_url(self.url), self.sampler, self.live_options, self.stats)
+        reader = LiveReader(
+            self.source_id, self.url, mask_url(self.url), self.sampler, self.live_options, self.stats, self.packets
+        )
         reader.start()
         try:
             while not stop.is_set():
@@ -129,9 +135,12 @@ class VideoSource:
     def _decode(self, container, stream, start_utc: datetime, stop: threading.Event) -> Iterator[Frame]:
         first_pts: float | None = None
         wall_start = time.monotonic()
+        feeder = RingFeeder(self.packets, stream) if self.packets is not None else None
         for packet in container.demux(stream):
             if stop.is_set():
                 return
+            if feeder is not None:
+                feeder.add(packet)
             try:
                 decoded = packet.decode()
             except av.FFmpegError as exc:
@@ -141,7 +150,10 @@ class VideoSource:
             for vframe in decoded:
                 self.stats.decoded += 1
                 media_s = float(vframe.time) if vframe.time is not None else self.stats.decoded / 25.0
-                first_pts = media_s if first_pts is None else first_pts
+                if first_pts is None:
+                    first_pts = media_s
+                    if feeder is not None:
+                        feeder.anchor(-first_pts)
                 media_s -= first_pts
                 if self.realtime:
                     ahead = media_s - (time.monotonic() - wall_start)

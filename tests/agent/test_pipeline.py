@@ -35,7 +35,9 @@ def test_demo_clip_makes_signed_geotagged_cases(tmp_path: Path, case_validator) 
     # GPS fixes the position moves in 10 m steps, which gives one or two frames a second
     assert 24 <= summary.frames_analysed <= 48
     records = outbox_records(tmp_path / "state")
-    assert len(records) == summary.cases >= 1
+    # each case is stored at once with its snapshot (revision 1), then again with its clip (revision 2)
+    assert sorted(r["revision"] for r in records) == [1] * summary.cases + [2] * summary.cases
+    assert len([r for r in records if r["revision"] == 1]) == summary.cases >= 1
     for record in records:
         case_validator.validate(record)
         assert record["source"] == {"id": "sample-patrol", "kind": "vehicle"}
@@ -86,17 +88,22 @@ def test_platform_receives_cases_and_intact_snapshots(tmp_path: Path, broker: Br
     try:
         result = run_agent(config)
         expected = result.summaries[0].case_ids
-        assert expected and result.published == len(expected)
-        assert wait_until(lambda: len(platform.case_ids()) == len(expected), timeout_s=10)
+        # revision 1 (snapshot) goes out at once unless revision 2 (snapshot and clip) superseded it first
+        assert expected and len(expected) <= result.published <= 2 * len(expected)
+        assert wait_until(lambda: len(platform.case_ids()) == result.published, timeout_s=10)
         stored = tmp_path / "platform" / "cases" / "demo-box"
         for case_id in expected:
             with sqlite3.connect(tmp_path / "platform" / "platform.sqlite3") as db:
-                (text,) = db.execute("SELECT json FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+                (text,) = db.execute(
+                    "SELECT json FROM cases WHERE case_id = ? ORDER BY revision DESC LIMIT 1", (case_id,)
+                ).fetchone()
             record = json.loads(text)
             case_validator.validate(record)
-            assert wait_until(lambda cid=case_id: (stored / cid / "r1" / "snapshot.jpg").exists(), timeout_s=10)
-            snapshot = (stored / case_id / "r1" / "snapshot.jpg").read_bytes()
-            assert hashlib.sha256(snapshot).hexdigest() == record["evidence"][0]["sha256"]
-        assert platform.stored == len(expected) and platform.rejected == 0
+            assert record["revision"] == 2 and [e["name"] for e in record["evidence"]] == ["snapshot.jpg", "clip.mp4"]
+            for item in record["evidence"]:
+                path = stored / case_id / "r2" / item["name"]
+                assert wait_until(path.exists, timeout_s=10)
+                assert hashlib.sha256(path.read_bytes()).hexdigest() == item["sha256"]
+        assert platform.stored == result.published and platform.rejected == 0
     finally:
         platform.stop()

@@ -1,0 +1,110 @@
+"""Revision 2 of a case: the same case with its clip, stored once the clip's post-roll has been read.
+
+A case is accepted at once with its snapshot (revision 1), so that it goes out without waiting; the
+clip needs `clip_post_s` more seconds of video. The pipeline tells `ClipJobs` the media time of every
+frame it reads; once that passes the event time plus the post-roll (or the source ends), the clip is
+cut (from the file for recorded footage, from the source's PacketRing for cameras) and revision 2 is
+stored with the snapshot and `clip.mp4`. The outbox lets revision 2 supersede an unsent revision 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+
+from agent.cases import Case, EvidenceFile
+from agent.clips import Clip, ClipError, cut_from_file, cut_from_ring
+from agent.config import EvidenceConfig, SourceConfig
+from streams.packets import PacketRing
+from streams.video import VideoSource, is_live
+
+log = logging.getLogger(__name__)
+
+CLIP_NAME = "clip.mp4"
+CLIP_MEDIA_TYPE = "video/mp4"
+
+Store = Callable[[SourceConfig, Case, dict[str, bytes]], object]
+
+
+def ring_for(config: EvidenceConfig, source: SourceConfig) -> PacketRing | None:
+    """Cameras buffer their encoded packets for clips; files are cut from the file, so need none."""
+    if not config.clips or not is_live(source.url):
+        return None
+    return PacketRing(config.ring_max_s, int(config.ring_max_mb * 1e6))
+
+
+@dataclass
+class _Pending:
+    case: Case
+    files: dict[str, bytes]
+    t_s: float
+
+
+class ClipJobs:
+    """The clips one source still owes its cases; used by that source's thread only."""
+
+    def __init__(self, config: EvidenceConfig, source: SourceConfig, video: VideoSource, store: Store) -> None:
+        self.config = config
+        self.source = source
+        self.video = video
+        self.store = store
+        self._pending: list[_Pending] = []
+
+    def add(self, case: Case, files: dict[str, bytes], t_s: float) -> None:
+        """Owe `case` a clip around media time `t_s` (the frame that confirmed it)."""
+        if self.config.clips:
+            self._pending.append(_Pending(case, files, t_s))
+
+    def due(self, media_s: float) -> None:
+        """Store revision 2 of every case whose post-roll has been read by media time `media_s`."""
+        ready = [p for p in self._pending if media_s >= p.t_s + self.config.clip_post_s]
+        for pending in ready:
+            self._pending.remove(pending)
+            self._finish(pending)
+
+    def flush(self) -> None:
+        """The source ended or stops: clip what there is for every case still waiting."""
+        pending, self._pending = self._pending, []
+        for item in pending:
+            self._finish(item)
+
+    def _finish(self, pending: _Pending) -> None:
+        label = f"{self.source.id}: case {pending.case.id}"
+        started = time.perf_counter()
+        try:
+            clip = self._cut(pending.t_s, label)
+        except (ClipError, av.FFmpegError, OSError) as exc:
+            log.warning("%s: no clip (%s); the case keeps revision 1", label, exc)
+            return
+        cut_ms = (time.perf_counter() - started) * 1000
+        entry = EvidenceFile(CLIP_NAME, CLIP_MEDIA_TYPE, hashlib.sha256(clip.data).hexdigest(), len(clip.data))
+        case = dataclasses.replace(
+            pending.case,
+            revision=pending.case.revision + 1,
+            evidence=(*(e for e in pending.case.evidence if e.name != CLIP_NAME), entry),
+        )
+        log.info(
+            "%s: clip %.1f-%.1f s (%d packets, %d bytes) cut in %.0f ms",
+            label,
+            clip.start_s,
+            clip.end_s,
+            clip.packets,
+            len(clip.data),
+            cut_ms,
+        )
+        self.store(self.source, case, pending.files | {CLIP_NAME: clip.data})
+
+    def _cut(self, t_s: float, label: str) -> Clip:
+        cfg = self.config
+        if self.video.packets is not None:
+            return cut_from_ring(self.video.packets, t_s, cfg.clip_pre_s, cfg.clip_post_s, cfg.clip_max_bytes, label)
+        if is_live(self.video.url):
+            raise ClipError("the source keeps no packet buffer")
+        return cut_from_file(Path(self.video.url), t_s, cfg.clip_pre_s, cfg.clip_post_s, cfg.clip_max_bytes, label)
