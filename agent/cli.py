@@ -88,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("path", type=Path, help="a case folder (with case.json), an outbox or a state folder")
     verify.add_argument("--key", type=Path, help="public key PEM (default: keys/ of the state folder)")
+    verify.add_argument(
+        "--print-key",
+        action="store_true",
+        help="print the public key found for PATH (give it to the platform) and exit",
+    )
     verify.set_defaults(func=_cmd_verify)
 
     receive = sub.add_parser(
@@ -217,8 +222,14 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from agent.verify import verify_path
+    from agent.verify import find_key, verify_path
 
+    if args.print_key:
+        key = args.key or find_key(args.path)
+        if key is None:
+            raise ConfigError(f"{args.path}: no keys/agent_ed25519.pub.pem here or above; run the agent once first")
+        print(key.read_text(), end="")
+        return 0
     problems, checked = verify_path(args.path, args.key)
     for problem in problems:
         print(f"FAIL {problem}")

@@ -1,7 +1,8 @@
 """Where a case is: the ground point under the box's bottom centre when the camera's geometry is
 known, else the camera's own position with an accuracy that says so. Never an invented position.
 
-Methods, best first: `homography` (fixed camera with surveyed reference points), `ray_cast` (a
+Methods, best first: `homography` (fixed camera with surveyed reference points), `misb_corners`
+(MISB frame corners spanning the image), `ray_cast` (a
 drone's or a mounted camera's attitude and height: the ray through the pixel meets the ground),
 `camera_position:*` (the object is somewhere in view of the camera).
 """
@@ -30,6 +31,8 @@ def locate(frame: Frame, source: SourceConfig, box_xyxy: np.ndarray | None = Non
         if source.homography:
             lat, lon = _homography(tuple(source.homography)).to_latlon(u, v)
             return Location(lat, lon, max(_homography(tuple(source.homography)).residual_m, 1.0), "homography")
+        if frame.fix is not None and frame.fix.corners is not None and len(frame.fix.corners) == 4:
+            return _from_corners(frame.fix, u, v, width, height)
         if frame.fix is not None:
             cast = _ray_cast(frame.fix, source, u, v, width, height)
             if cast is not None:
@@ -69,6 +72,19 @@ def _ray_cast(fix: PositionFix, source: SourceConfig, u: float, v: float, width:
     lat, lon = offset(fix.lat, fix.lon, *ground)
     error = ray_cast_error_m(*ground, above_ground, ATTITUDE_ERROR_DEG)
     return Location(lat, lon, math.hypot(fix.accuracy_m or GPS_DEFAULT_ACCURACY_M, error), "ray_cast")
+
+
+def _from_corners(fix: PositionFix, u: float, v: float, width: int, height: int) -> Location:
+    """MISB ST 0601 frame corners (upper left, upper right, lower right, lower left) span the image:
+    the homography through them places any pixel; as good as the sensor's own terrain model."""
+    image = [(0.0, 0.0), (float(width), 0.0), (float(width), float(height)), (0.0, float(height))]
+    mapping = Homography(image, [(c.lat, c.lon) for c in fix.corners])
+    lat, lon = mapping.to_latlon(u, v)
+    footprint_width_m = max(
+        math.dist(mapping.to_local(*a), mapping.to_local(*b)) for a, b in ((image[0], image[1]), (image[3], image[2]))
+    )
+    ten_pixels_m = 10 * footprint_width_m / width  # a box's bottom edge is not exact to the pixel
+    return Location(lat, lon, math.hypot(fix.accuracy_m or GPS_DEFAULT_ACCURACY_M, ten_pixels_m), "misb_corners")
 
 
 def _height(fix: PositionFix, source: SourceConfig) -> float | None:

@@ -20,7 +20,7 @@ import numpy as np
 from agent.cases import Case, EvidenceFile, case_id
 from agent.clip_jobs import ClipJobs, ring_for
 from agent.config import AgentConfig, SourceConfig
-from agent.evidence import snapshot_jpeg
+from agent.evidence import crop_jpeg, snapshot_jpeg
 from agent.locate import locate
 from agent.places import SourcePlaces
 from agent.rules import PersistenceRule, Sighting
@@ -165,8 +165,11 @@ class Pipeline:
         snapshot = snapshot_jpeg(
             sighting.best_frame, sighting.best_detections, cfg.evidence.jpeg_quality, cfg.evidence.max_width_px
         )
+        box = _best_box(sighting.best_detections)
         files = {"snapshot.jpg": snapshot}
-        location = locate(sighting.best_frame, source, _best_box(sighting.best_detections))
+        if box is not None:
+            files["crop.jpg"] = crop_jpeg(sighting.best_frame, box, cfg.evidence.jpeg_quality)
+        location = locate(sighting.best_frame, source, box)
         case = Case(
             id=case_id(cfg.agent_id, source.id, sighting.case_type, sighting.first_seen),
             revision=1,

@@ -13,7 +13,7 @@ def verify_path(path: Path, key_path: Path | None) -> tuple[list[str], int]:
     """Returns (problems, number of cases checked). Each problem names the file that fails."""
     case_files = [path / "case.json"] if (path / "case.json").exists() else sorted(path.rglob("case.json"))
     if key_path is None:
-        key_path = _find_key(path)
+        key_path = find_key(path)
         if key_path is None:
             return [f"{path}: no public key found; give one with --key"], 0
     public_pem = key_path.read_bytes()
@@ -41,7 +41,7 @@ def verify_case(case_file: Path, public_pem: bytes) -> list[str]:
     return problems
 
 
-def _find_key(path: Path) -> Path | None:
+def find_key(path: Path) -> Path | None:
     """Look for keys/agent_ed25519.pub.pem in the path and the folders above it."""
     for folder in [path, *path.resolve().parents]:
         candidate = folder / "keys" / PUBLIC_KEY_FILE

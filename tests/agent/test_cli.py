@@ -157,3 +157,17 @@ def test_bench_runs_the_agent_side(tmp_path: Path) -> None:
     row = next(line for line in done.stdout.splitlines() if line.startswith("edge-agent (fixed"))
     assert float(row.split(")")[1].split()[0]) > 0  # x real time
     assert "ms per analysed frame" in done.stdout and "detect: inference" in done.stdout
+
+
+def test_verify_with_another_agents_key_fails_and_print_key_exports_ours(tmp_path: Path) -> None:
+    assert run_cli("run", cwd=tmp_path).returncode == 0
+    ours = run_cli("verify", "--print-key", "edge-agent-data", cwd=tmp_path)
+    assert ours.returncode == 0 and ours.stdout.startswith("-----BEGIN PUBLIC KEY-----")
+    other = tmp_path / "other"
+    other.mkdir()
+    assert run_cli("run", cwd=other).returncode == 0  # another box, another key
+    swapped = run_cli(
+        "verify", "edge-agent-data", "--key", "other/edge-agent-data/keys/agent_ed25519.pub.pem", cwd=tmp_path
+    )
+    assert swapped.returncode == 1
+    assert "case.json: signed with key" in swapped.stdout and "not with the given public key" in swapped.stdout

@@ -211,9 +211,10 @@ def test_revision_2_of_each_demo_case_carries_its_clip(demo_run: Path, case_vali
         assert second["id"] == first["id"] == cid and second["revision"] == 2
         assert [(e["name"], e["media_type"]) for e in second["evidence"]] == [
             ("snapshot.jpg", "image/jpeg"),
+            ("crop.jpg", "image/jpeg"),
             ("clip.mp4", "video/mp4"),
         ]
-        assert second["evidence"][0] == first["evidence"][0]  # the same snapshot
+        assert second["evidence"][:2] == first["evidence"]  # the same snapshot and crop
         info = probe((second_dir / "clip.mp4").read_bytes(), tmp_path)
         assert info["streams"][0]["codec_type"] == "video" and float(info["format"]["duration"]) >= 5
         assert info["packets"][0]["flags"].startswith("K")

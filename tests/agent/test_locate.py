@@ -80,3 +80,20 @@ def test_degenerate_reference_points_are_a_config_error(sample_clip: Path) -> No
     line = [{"pixel": (i * 100.0, 500.0), "position": (LAT0 + i * 1e-5, LON0)} for i in range(4)]
     with pytest.raises(ValidationError, match="do not determine a homography"):
         source(sample_clip, kind="fixed", homography=line)
+
+
+def test_misb_corners_place_the_image_centre_on_the_frame_centre(sample_clip: Path) -> None:
+    from agent.geometry import local_metres as metres
+    from streams.telemetry import load_track
+    from tests.conftest import need_shared
+
+    fixes = [f for f in load_track(need_shared("telemetry/klv/klvdata_Cheyenne.bin")).fixes if f.corners]
+    misses = []
+    for fix in fixes[::10]:
+        where = locate(frame(fix, 1280, 720), source(sample_clip, kind="drone"), box_at(640, 360))
+        assert where.method == "misb_corners"
+        centre = fix.frame_center
+        slant = fix.slant_range_m
+        misses.append(math.dist(metres(centre.lat, centre.lon, where.lat, where.lon), (0, 0)) / slant)
+    # a plane through four corners is not the terrain, and the corners are offsets of limited precision
+    assert len(misses) >= 30 and max(misses) < 0.01  # measured: median 0.006 %, worst 0.6 % of the slant range

@@ -88,7 +88,7 @@ def test_platform_receives_cases_and_intact_snapshots(tmp_path: Path, broker: Br
     try:
         result = run_agent(config)
         expected = result.summaries[0].case_ids
-        # revision 1 (snapshot) goes out at once unless revision 2 (snapshot and clip) superseded it first
+        # revision 1 (snapshot, crop) goes out at once unless revision 2 (with the clip) superseded it first
         assert expected and len(expected) <= result.published <= 2 * len(expected)
         assert wait_until(lambda: len(platform.case_ids()) == result.published, timeout_s=10)
         stored = tmp_path / "platform" / "cases" / "demo-box"
@@ -99,7 +99,8 @@ def test_platform_receives_cases_and_intact_snapshots(tmp_path: Path, broker: Br
                 ).fetchone()
             record = json.loads(text)
             case_validator.validate(record)
-            assert record["revision"] == 2 and [e["name"] for e in record["evidence"]] == ["snapshot.jpg", "clip.mp4"]
+            assert record["revision"] == 2
+            assert [e["name"] for e in record["evidence"]] == ["snapshot.jpg", "crop.jpg", "clip.mp4"]
             for item in record["evidence"]:
                 path = stored / case_id / "r2" / item["name"]
                 assert wait_until(path.exists, timeout_s=10)
