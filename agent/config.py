@@ -231,6 +231,10 @@ class CasesConfig(_Strict):
         description="the platform's case codes for each type",
     )
 
+    remember_days: float = Field(
+        default=7.0, gt=0, description="a sighting within max_distance_m of a case this recent updates that case"
+    )
+
     def rule(self, case_type: str) -> RuleConfig:
         return self.rules.get(case_type, RuleConfig())  # type: ignore[call-overload]
 

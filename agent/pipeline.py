@@ -13,16 +13,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from agent.cases import Case, EvidenceFile, case_id
+from agent.cases import Case, EvidenceFile, Location, case_id
 from agent.clip_jobs import ClipJobs, ring_for
 from agent.config import AgentConfig, SourceConfig
 from agent.evidence import crop_jpeg, snapshot_jpeg
 from agent.locate import locate
 from agent.places import SourcePlaces
+from agent.registry import CaseRegistry
 from agent.rules import PersistenceRule, Sighting
 from agent.signing import Signer
 from detectors import Detections, Detector
@@ -73,6 +75,7 @@ class Pipeline:
         self._class_to_type = np.array(
             [config.detector.class_map.get(name, "") for name in detector.class_names], dtype=object
         )
+        self.registry = CaseRegistry(config.state_dir / "cases.sqlite3", config.cases.remember_days)
         self.grid = config.grid.index() if config.grid else None
 
     def open_source(self, source: SourceConfig) -> VideoSource:
@@ -170,15 +173,17 @@ class Pipeline:
         if box is not None:
             files["crop.jpg"] = crop_jpeg(sighting.best_frame, box, cfg.evidence.jpeg_quality)
         location = locate(sighting.best_frame, source, box)
+        sighting_id = case_id(cfg.agent_id, source.id, sighting.case_type, sighting.first_seen)
+        identity, revision, first_seen = self._identity(source, sighting, sighting_id, location)
         case = Case(
-            id=case_id(cfg.agent_id, source.id, sighting.case_type, sighting.first_seen),
-            revision=1,
+            id=identity,
+            revision=revision,
             agent_id=cfg.agent_id,
             source_id=source.id,
             source_kind=source.kind,
             type=sighting.case_type,
             codes=tuple(c.model_dump() for c in cfg.cases.codes.get(sighting.case_type, [])),
-            first_seen=sighting.first_seen,
+            first_seen=first_seen,
             last_seen=sighting.last_seen,
             location=location,
             grid=self.grid.grid_for(location) if self.grid else None,
@@ -192,11 +197,34 @@ class Pipeline:
                 for name, data in files.items()
             ),
         )
-        self.store(source, case, files)
+        self.store(source, case, files, sighting_id)
         return case, files
 
-    def store(self, source: SourceConfig, case: Case, files: dict[str, bytes]) -> bool:
+    def _identity(
+        self, source: SourceConfig, sighting: Sighting, sighting_id: str, location: Location | None
+    ) -> tuple[str, int, datetime]:
+        """(case id, revision, first seen): the same footage again gets what it got before; the same problem
+        seen again (another pass, another day) the next revision of its case; anything else a new case."""
+        replay = self.registry.replayed(sighting_id)
+        if replay is not None:
+            return replay.case_id, replay.revision, replay.first_seen
+        radius_m = self.config.cases.rule(sighting.case_type).max_distance_m
+        known = self.registry.match(
+            sighting.case_type,
+            source.id,
+            sighting.first_seen,
+            location.lat if location else None,
+            location.lon if location else None,
+            radius_m,
+        )
+        if known is None:
+            return sighting_id, 1, sighting.first_seen
+        log.info("%s: %s seen again; updating case %s", source.id, sighting.case_type, known.case_id)
+        return known.case_id, known.revision + 1, known.first_seen
+
+    def store(self, source: SourceConfig, case: Case, files: dict[str, bytes], sighting_id: str | None = None) -> bool:
         """Sign the case record and store it with its files durably in the outbox; False if stored before."""
+        self.registry.record(case, sighting_id)
         record = self.signer.sign(case.to_record())
         case_json = json.dumps(record, ensure_ascii=False, indent=2).encode("utf-8")
         if self.outbox.accept(case.id, case.revision, case_json, files):

@@ -1,0 +1,118 @@
+"""One case per problem: the cases this agent raised, remembered across passes and restarts.
+
+A patrol car passes the same pile every day. A new sighting of the same type within the rule's
+`max_distance_m` of a case raised in the last `remember_days` is that case again: it becomes the
+next revision of the same id (a later `last_seen`, new evidence), not a new case. Sightings
+without a position match the same source's cases of that type (a fixed camera sees one place).
+Kept in SQLite beside the outbox, so a restart remembers too.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from agent.cases import Case
+from agent.geo import distance_m
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS known_cases (
+    case_id TEXT PRIMARY KEY, type TEXT NOT NULL, source_id TEXT NOT NULL, lat REAL, lon REAL,
+    first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, revision INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS known_by_type ON known_cases (type, last_seen);
+CREATE TABLE IF NOT EXISTS sightings (sighting_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, revision INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class KnownCase:
+    case_id: str
+    revision: int
+    first_seen: datetime
+
+
+class CaseRegistry:
+    """Finds the earlier case a sighting belongs to; remembers every case revision stored."""
+
+    def __init__(self, path: Path, remember_days: float) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.remember = timedelta(days=remember_days)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def match(
+        self, case_type: str, source_id: str, at: datetime, lat: float | None, lon: float | None, radius_m: float
+    ) -> KnownCase | None:
+        """The most recent remembered case of this type that this sighting is a repeat of, if any."""
+        since = (at - self.remember).isoformat()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT case_id, revision, first_seen, lat, lon, source_id FROM known_cases "
+                "WHERE type = ? AND last_seen >= ? ORDER BY last_seen DESC",
+                (case_type, since),
+            ).fetchall()
+        for case_id, revision, first_seen, known_lat, known_lon, known_source in rows:
+            if lat is not None and lon is not None and known_lat is not None and known_lon is not None:
+                same = distance_m(lat, lon, known_lat, known_lon) <= radius_m
+            else:
+                same = lat is None and known_lat is None and known_source == source_id
+            if same:
+                return KnownCase(case_id, revision, datetime.fromisoformat(first_seen))
+        return None
+
+    def replayed(self, sighting_id: str) -> KnownCase | None:
+        """The case revision a sighting became the first time (the same footage processed again)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT s.case_id, s.revision, k.first_seen FROM sightings s JOIN known_cases k USING (case_id) "
+                "WHERE s.sighting_id = ?",
+                (sighting_id,),
+            ).fetchone()
+        return KnownCase(row[0], row[1], datetime.fromisoformat(row[2])) if row else None
+
+    def record(self, case: Case, sighting_id: str | None = None) -> None:
+        """Remember a stored case revision (the newest revision wins, the first position stays) and the
+        sighting it came from."""
+        lat = case.location.lat if case.location else None
+        lon = case.location.lon if case.location else None
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO known_cases VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(case_id) DO UPDATE SET "
+                "revision = MAX(revision, excluded.revision), last_seen = MAX(last_seen, excluded.last_seen), "
+                "lat = COALESCE(lat, excluded.lat), lon = COALESCE(lon, excluded.lon)",  # a pile does not move
+                (
+                    case.id,
+                    case.type,
+                    case.source_id,
+                    lat,
+                    lon,
+                    case.first_seen.isoformat(),
+                    case.last_seen.isoformat(),
+                    case.revision,
+                ),
+            )
+            if sighting_id is not None:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO sightings VALUES (?, ?, ?)", (sighting_id, case.id, case.revision)
+                )
+
+    def forget_before(self, moment: datetime) -> int:
+        """Drop cases last seen before `moment` (keeps the table bounded)."""
+        with self._lock:
+            n = self._db.execute("DELETE FROM known_cases WHERE last_seen < ?", (moment.isoformat(),)).rowcount
+            self._db.execute("DELETE FROM sightings WHERE case_id NOT IN (SELECT case_id FROM known_cases)")
+            return n
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM known_cases").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

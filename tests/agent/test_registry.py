@@ -1,0 +1,122 @@
+"""One case per problem: a second pass over the same pile updates its case; replays change nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent import resources
+from agent.cases import Case, Location
+from agent.config import default_config
+from agent.geo import distance_m
+from agent.geometry import offset
+from agent.registry import CaseRegistry
+from agent.runner import run_agent
+
+
+def next_day_copy(tmp_path: Path) -> tuple[Path, Path]:
+    """The sample clip and its GPS track as if driven again the next day (same place, other time)."""
+    clip = tmp_path / "next-day.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-y",
+            "-loglevel",
+            "error",
+            "-i",
+            str(resources.builtin("sample")),
+            "-c",
+            "copy",
+            "-metadata",
+            "creation_time=2026-11-21T02:30:00Z",
+            str(clip),
+        ],
+        check=True,
+    )
+    track = tmp_path / "next-day.nmea"
+    lines = []
+    for line in resources.builtin("sample-telemetry").read_text().splitlines():
+        body = line[1:].split("*")[0].replace(",201126,", ",211126,")
+        checksum = 0
+        for ch in body.encode():
+            checksum ^= ch
+        lines.append(f"${body}*{checksum:02X}")
+    track.write_text("\n".join(lines) + "\n")
+    return clip, track
+
+
+def cases_in(state: Path) -> dict[tuple[str, int], dict]:
+    return {
+        (r["id"], r["revision"]): r
+        for r in (json.loads(p.read_bytes()) for p in (state / "outbox" / "cases").glob("*/r*/case.json"))
+    }
+
+
+def test_second_pass_updates_instead_of_duplicating(tmp_path: Path) -> None:
+    config = default_config().model_copy(update={"state_dir": tmp_path / "state"})
+    first = run_agent(config)
+    day_one = cases_in(tmp_path / "state")
+    assert first.summaries[0].cases >= 1
+    clip, track = next_day_copy(tmp_path)
+    source = config.sources[0].model_copy(update={"url": str(clip), "telemetry": track})
+    second = run_agent(config.model_copy(update={"sources": [source]}))
+    assert second.summaries[0].cases == first.summaries[0].cases  # the same piles were seen
+    both = cases_in(tmp_path / "state")
+    assert {cid for cid, _ in both} == {cid for cid, _ in day_one}  # no new case ids
+    for cid in {cid for cid, _ in day_one}:
+        revisions = sorted(rev for c, rev in both if c == cid)
+        latest = both[(cid, revisions[-1])]
+        assert len(revisions) > len([r for c, r in day_one if c == cid])  # updated on the second pass
+        assert latest["first_seen"].startswith("2026-11-20") and latest["last_seen"].startswith("2026-11-21")
+    # and a replay of the second day's footage adds nothing
+    again = run_agent(config.model_copy(update={"sources": [source]}))
+    assert cases_in(tmp_path / "state").keys() == both.keys() and again.summaries[0].cases == second.summaries[0].cases
+
+
+def make_case(case_id: str, revision: int, lat: float, lon: float, first: datetime, last: datetime) -> Case:
+    return Case(
+        id=case_id,
+        revision=revision,
+        agent_id="a",
+        source_id="car",
+        source_kind="vehicle",
+        type="garbage_pile",
+        codes=(),
+        first_seen=first,
+        last_seen=last,
+        location=Location(lat, lon, 5.0, "ray_cast"),
+        score_max=0.9,
+        score_mean=0.8,
+        frames=3,
+        model_name="m",
+        model_version="v",
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(-300, 300), st.floats(-300, 300), st.integers(0, 3600)), min_size=1, max_size=40))
+def test_never_two_cases_of_one_type_within_the_radius(tmp_path_factory, sightings) -> None:
+    registry = CaseRegistry(tmp_path_factory.mktemp("reg") / "cases.sqlite3", remember_days=7)
+    start = datetime(2026, 11, 20, tzinfo=UTC)
+    created: dict[str, tuple[float, float]] = {}
+    for n, (north, east, second) in enumerate(sorted(sightings, key=lambda s: s[2])):
+        lat, lon = offset(30.27, 120.15, north, east)
+        at = start + timedelta(seconds=second)
+        known = registry.match("garbage_pile", "car", at, lat, lon, radius_m=50)
+        if known is None:
+            case = make_case(f"c{n}", 1, lat, lon, at, at)
+            created[case.id] = (lat, lon)
+        else:
+            assert known.first_seen <= at
+            case = make_case(known.case_id, known.revision + 1, lat, lon, known.first_seen, at)
+        registry.record(case)
+    positions = list(created.values())
+    for i, a in enumerate(positions):
+        for b in positions[i + 1 :]:
+            assert distance_m(*a, *b) > 50
+    registry.close()
