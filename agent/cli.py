@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from agent.config import AgentConfig, ConfigError, SourceConfig, default_config, load_config, source_id_for
 from agent.logs import setup_logging
 from detectors import ModelError
@@ -67,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     process.add_argument("-c", "--config", type=Path, help="configuration YAML (its sources are ignored)")
     process.add_argument("--kind", default="drone", choices=["vehicle", "fixed", "drone", "bodycam"])
     process.add_argument("--sample-fps", type=float, default=None, help="frames per second to analyse")
+    process.add_argument(
+        "--start-time",
+        help="when recording began, e.g. 2026-11-20T10:30:00+08:00, when the file's own time is "
+        "missing or wrong (it must line up with a separate NMEA log)",
+    )
     process.add_argument(
         "--keyframes-only", action="store_true", help="decode keyframes only: far faster when sampling is sparse"
     )
@@ -198,14 +205,18 @@ def _cmd_process(args: argparse.Namespace) -> int:
     base = _load(args.config)
     if not args.video.is_file():
         raise ConfigError(f"{args.video}: file not found")
-    source = SourceConfig(
-        id=source_id_for(args.video),
-        kind=args.kind,
-        url=str(args.video.resolve()),
-        telemetry=args.telemetry.resolve() if args.telemetry else None,
-        sample_fps=args.sample_fps or (base.sources[0].sample_fps if base.sources else 2.0),
-        keyframes_only=args.keyframes_only,
-    )
+    try:
+        source = SourceConfig(
+            id=source_id_for(args.video),
+            kind=args.kind,
+            url=str(args.video.resolve()),
+            telemetry=args.telemetry.resolve() if args.telemetry else None,
+            sample_fps=args.sample_fps or (base.sources[0].sample_fps if base.sources else 2.0),
+            keyframes_only=args.keyframes_only,
+            start_time=args.start_time,
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"process: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
     config = base.model_copy(update={"sources": [source], "inbox": None})
     with progress_bars() as factory:
         result = run_agent(config, on_frame_factory=factory)

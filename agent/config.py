@@ -8,6 +8,7 @@ secrets stay out of the file. Relative paths are relative to the configuration f
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -92,6 +93,9 @@ class SourceConfig(_Strict):
     )
     motion_threshold: float = Field(default=0.002, gt=0, lt=1, description="fixed cameras: share of pixels that moved")
     realtime: bool = Field(default=False, description="files: pace at real time, as a camera would")
+    start_time: datetime | None = Field(
+        default=None, description="files: when recording began (ISO 8601 with zone), if the file's own time is wrong"
+    )
     keyframes_only: bool = Field(
         default=False, description="files: decode keyframes only, many times faster when sampling is sparse"
     )
@@ -113,6 +117,13 @@ class SourceConfig(_Strict):
     def _url_exists(cls, value: str) -> str:
         if not is_live(value) and not Path(value).is_file():
             raise ValueError("file not found; give an existing video file or an rtsp:// URL")
+        return value
+
+    @field_validator("start_time")
+    @classmethod
+    def _zoned(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give the time zone too, e.g. 2026-11-20T10:30:00+08:00")
         return value
 
     @field_validator("homography")

@@ -97,6 +97,7 @@ class Pipeline:
             ),
             sampler=sampler_for(source),
             keyframes_only=source.keyframes_only,
+            start_utc=source.start_time,
             packets=ring_for(self.config.evidence, source),
         )
 

@@ -55,6 +55,7 @@ class VideoSource:
         sampler: Sampler | None = None,
         keyframes_only: bool = False,
         packets: PacketRing | None = None,
+        start_utc: datetime | None = None,
     ) -> None:
         self.source_id = source_id
         self.url = url
@@ -64,6 +65,7 @@ class VideoSource:
         self.live_options = live_options or LiveOptions()
         self.sampler = sampler or TimeSampler(sample_fps)
         self.keyframes_only = keyframes_only  # files: decode keyframes only (sparse batch sampling)
+        self.start_utc = start_utc  # files: when recording began, when the container does not say (or is wrong)
         self.packets = packets  # encoded packets for clips; None keeps none
         self.stats = SourceStats()
         self.duration_s: float | None = None
@@ -180,7 +182,9 @@ class VideoSource:
         )
 
     def _start_time(self, container) -> datetime:
-        """When recording began: container metadata, else the file's mtime minus its duration."""
+        """When recording began: as given, else container metadata, else the file's mtime minus its duration."""
+        if self.start_utc is not None:
+            return self.start_utc
         created = container.metadata.get("creation_time")
         if created:
             try:

@@ -171,3 +171,11 @@ def test_verify_with_another_agents_key_fails_and_print_key_exports_ours(tmp_pat
     )
     assert swapped.returncode == 1
     assert "case.json: signed with key" in swapped.stdout and "not with the given public key" in swapped.stdout
+
+
+def test_process_start_time_must_carry_a_zone(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", seconds=2)
+    done = run_cli("process", str(clip), "--start-time", "2026-11-20T10:30:00", cwd=tmp_path)
+    assert done.returncode == 2 and "give the time zone too" in done.stderr and "Traceback" not in done.stderr
+    done = run_cli("process", str(clip), "--start-time", "2026-11-20T10:30:00+08:00", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr

@@ -50,3 +50,10 @@ def test_keyframes_only_decodes_one_frame_per_gop(tmp_path: Path) -> None:
     frames = list(sparse.frames())
     assert sparse.stats.decoded == 4  # the other 56 frames were never decoded
     assert [round(f.media_s) for f in frames] == [0, 1, 2, 3]
+
+
+def test_a_given_start_time_overrides_the_container(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", seconds=2)
+    start = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
+    frames = list(VideoSource("cam", str(clip), sample_fps=1, start_utc=start).frames())
+    assert [f.utc for f in frames] == [start, datetime(2026, 11, 20, 2, 30, 1, tzinfo=UTC)]
