@@ -188,7 +188,7 @@ class InboxConfig(_Strict):
 class DetectorConfig(_Strict):
     """The model and how its classes become case types."""
 
-    model: Path = Field(description="an ONNX detection model exported by `edge-agent export`")
+    model: Path = Field(description="an ONNX detection model from `edge-agent export` (or .pt with the train extra)")
     min_score: float = Field(default=0.30, ge=0.01, le=1, description="boxes below this score are dropped")
     iou: float = Field(default=0.5, gt=0, le=1, description="overlap above which NMS keeps only the best box")
     threads: int = Field(default=1, ge=1, le=64, description="onnxruntime threads per inference")

@@ -16,7 +16,7 @@ from agent.config import AgentConfig, ConfigError
 from agent.inbox import Inbox
 from agent.pipeline import Pipeline, SourceSummary, state_paths
 from agent.signing import Signer
-from detectors.onnx_yolo import OnnxYoloDetector
+from detectors.loading import load_detector
 from streams import Frame
 from streams.video import VideoSource
 from uploader import MqttSettings, MqttUploader, Outbox, Topics, UploadPolicy
@@ -39,7 +39,7 @@ def run_agent(
 ) -> RunResult:
     """Run every configured source to its end (files) or until SIGTERM/SIGINT (cameras)."""
     started = time.monotonic()
-    detector = OnnxYoloDetector(
+    detector = load_detector(
         config.detector.model, config.detector.min_score, config.detector.iou, config.detector.threads
     )
     check_class_map(config, detector.class_names)

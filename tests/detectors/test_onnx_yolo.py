@@ -56,3 +56,18 @@ def test_shipped_model_loads_with_its_metadata(model_path: Path) -> None:
     assert detector.input_hw[1] >= detector.input_hw[0]  # rectangular (wide) or square input
     out = detector.detect(np.full((360, 640, 3), 127, np.uint8))
     assert out.xyxy.shape[1] == 4
+
+
+def test_pt_weights_run_through_ultralytics_or_say_what_is_missing(model_path: Path) -> None:
+    import importlib.util
+
+    from detectors.loading import load_detector
+
+    weights = model_path.with_suffix(".pt")
+    if importlib.util.find_spec("ultralytics") is None:  # the runtime install: a clear error
+        with pytest.raises(ModelError, match="need the train extra"):
+            load_detector(weights, 0.25, 0.5)
+        return
+    detector = load_detector(weights, 0.25, 0.5)  # with the train extra: the same classes as the ONNX export
+    assert detector.class_names == OnnxYoloDetector(model_path).class_names
+    assert detector.detect(np.full((360, 640, 3), 127, np.uint8)).xyxy.shape[1] == 4

@@ -1,0 +1,16 @@
+"""Picks the backend for a model file by its kind: ONNX on onnxruntime, `.pt` on ultralytics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from detectors import Detector
+from detectors.onnx_yolo import OnnxYoloDetector
+
+
+def load_detector(model: Path, min_score: float, iou: float, threads: int = 1) -> Detector:
+    if model.suffix.lower() == ".pt":
+        from detectors.ultralytics_pt import UltralyticsDetector
+
+        return UltralyticsDetector(model, min_score, iou)
+    return OnnxYoloDetector(model, min_score, iou, threads)
