@@ -115,7 +115,7 @@ def test_klv_one_changed_byte_never_passes(cheyenne_packet: bytes, index: int, v
 @FUZZ
 @given(cut=st.integers(1, 10_000), junk=st.binary(max_size=40))
 def test_klv_truncated_or_padded_packets(cheyenne_packet: bytes, cut: int, junk: bytes) -> None:
-    cut %= len(cheyenne_packet)
+    cut = 1 + cut % (len(cheyenne_packet) - 1)  # always a fragment: 1 .. len - 1 bytes of the packet
     stats = KlvStats()
     fixes = parse_klv_bytes(cheyenne_packet[:cut] + junk + cheyenne_packet, stats)
     assert len(fixes) >= 1 and fixes[-1].lat == pytest.approx(41.143845660213316)  # the whole packet survives
