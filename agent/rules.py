@@ -3,6 +3,11 @@
 One rule object per source. While a case is open, further sightings extend it instead of raising
 another; it closes after `close_after_s` unseen, or (moving cameras) when the camera has moved
 more than `max_distance_m` from where the case was raised.
+
+The rule for a type is asked per frame with the frame's time, so a seasonal profile applies by
+date. Before a case is confirmed the rule also checks, where configured: active hours (frames
+outside them do not count), minimum presence on fixed cameras (a bag carried past is not a
+pile), and that the boxes change (smoke flickers, a grey patch does not).
 """
 
 from __future__ import annotations
@@ -10,10 +15,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
-from agent.config import RuleConfig
 from agent.geo import distance_m
+from agent.rule_checks import boxes_change
+from agent.rules_config import RuleConfig
 from detectors import Detections
 from streams import Frame
 
@@ -37,27 +43,49 @@ class Sighting:
 
 
 @dataclass
+class _Presence:
+    """An unbroken run of counting frames (gaps no longer than the rule's window)."""
+
+    since: datetime
+    last: datetime
+    frames: int = 0
+    score_sum: float = 0.0
+    score_max: float = 0.0
+
+
+@dataclass
 class _TypeState:
     hits: deque[tuple[datetime, float, Frame, Detections]] = field(default_factory=deque)
     open_case: Sighting | None = None
+    presence: _Presence | None = None
 
 
 class PersistenceRule:
     """Turns per-frame detections, already mapped to case types, into confirmed sightings."""
 
-    def __init__(self, rule_for: Callable[[str], RuleConfig]) -> None:
+    def __init__(
+        self,
+        rule_for: Callable[..., RuleConfig],
+        source_kind: str = "vehicle",
+        tz: tzinfo = UTC,
+    ) -> None:
+        """`rule_for(case_type, utc)` gives the rule in force at that time (`CasesConfig.rule`); `tz`
+        is the zone of its `hours`; `min_present_s` applies only when `source_kind` is "fixed"."""
         self._rule_for = rule_for
+        self._fixed = source_kind == "fixed"
+        self._tz = tz
         self._states: dict[str, _TypeState] = {}
 
     def update(self, frame: Frame, by_type: dict[str, Detections]) -> list[Sighting]:
         """Feed one analysed frame; returns the sightings confirmed by it (usually none)."""
         confirmed: list[Sighting] = []
+        local = frame.utc.astimezone(self._tz)
         for case_type in set(by_type) | set(self._states):
-            rule = self._rule_for(case_type)
+            rule = self._rule_for(case_type, frame.utc)
             state = self._states.setdefault(case_type, _TypeState())
             self._expire(state, rule, frame)
             detections = by_type.get(case_type)
-            if detections is None or not len(detections):
+            if detections is None or not len(detections) or not rule.active_at(local):
                 continue
             score = float(detections.confidence.max())
             if score < rule.min_score:
@@ -66,10 +94,19 @@ class PersistenceRule:
                 _extend(state.open_case, frame, detections, score)
                 continue
             state.hits.append((frame.utc, score, frame, detections))
-            if len(state.hits) >= rule.min_detections:
-                state.open_case = _confirm(case_type, state.hits)
-                state.hits.clear()
-                confirmed.append(state.open_case)
+            presence = _present(state, frame.utc, score)
+            if len(state.hits) < rule.min_detections:
+                continue
+            if self._fixed and (frame.utc - presence.since).total_seconds() < rule.min_present_s:
+                continue
+            if rule.require_motion and not boxes_change([(h[2], h[3]) for h in state.hits], rule):
+                continue
+            state.open_case = _confirm(case_type, state.hits)
+            if self._fixed and rule.min_present_s > 0:
+                _since_presence(state.open_case, presence)
+            state.hits.clear()
+            state.presence = None
+            confirmed.append(state.open_case)
         return confirmed
 
     def open_cases(self) -> list[Sighting]:
@@ -78,6 +115,8 @@ class PersistenceRule:
     def _expire(self, state: _TypeState, rule: RuleConfig, frame: Frame) -> None:
         while state.hits and (frame.utc - state.hits[0][0]).total_seconds() > rule.window_s:
             state.hits.popleft()
+        if state.presence is not None and (frame.utc - state.presence.last).total_seconds() > rule.window_s:
+            state.presence = None  # unseen longer than the window: whatever comes next is new
         case = state.open_case
         if case is None:
             return
@@ -108,3 +147,23 @@ def _extend(case: Sighting, frame: Frame, detections: Detections, score: float) 
     case.frames += 1
     case.score_sum += score
     case.score_max = max(case.score_max, score)
+
+
+def _present(state: _TypeState, utc: datetime, score: float) -> _Presence:
+    """Count a hit in the type's current run of presence, starting a run if there is none."""
+    if state.presence is None:
+        state.presence = _Presence(since=utc, last=utc)
+    presence = state.presence
+    presence.last = utc
+    presence.frames += 1
+    presence.score_sum += score
+    presence.score_max = max(presence.score_max, score)
+    return presence
+
+
+def _since_presence(case: Sighting, presence: _Presence) -> None:
+    """A case that had to be present a while was seen from the start of that run, in all its frames."""
+    case.first_seen = presence.since
+    case.frames = presence.frames
+    case.score_sum = presence.score_sum
+    case.score_max = presence.score_max
