@@ -16,9 +16,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from typing import NamedTuple
+
+import numpy as np
 
 from agent.geo import distance_m
-from agent.rule_checks import boxes_change
+from agent.rule_checks import best_box, boxes_change, pixel_change
 from agent.rules_config import RuleConfig
 from detectors import Detections
 from streams import Frame
@@ -42,6 +45,20 @@ class Sighting:
         return self.score_sum / self.frames
 
 
+RuleFor = Callable[[str, datetime], RuleConfig]  # (case type, frame time) -> the rule in force then
+
+
+class _Hit(NamedTuple):
+    """A frame that counted for a type."""
+
+    utc: datetime
+    score: float
+    frame: Frame
+    detections: Detections
+    box: np.ndarray  # the best box, for the motion check
+    change: float  # grey-level change inside the box since the previous hit (motion check only)
+
+
 @dataclass
 class _Presence:
     """An unbroken run of counting frames (gaps no longer than the rule's window)."""
@@ -55,7 +72,7 @@ class _Presence:
 
 @dataclass
 class _TypeState:
-    hits: deque[tuple[datetime, float, Frame, Detections]] = field(default_factory=deque)
+    hits: deque[_Hit] = field(default_factory=deque)
     open_case: Sighting | None = None
     presence: _Presence | None = None
 
@@ -65,7 +82,7 @@ class PersistenceRule:
 
     def __init__(
         self,
-        rule_for: Callable[..., RuleConfig],
+        rule_for: RuleFor,
         source_kind: str = "vehicle",
         tz: tzinfo = UTC,
     ) -> None:
@@ -93,13 +110,13 @@ class PersistenceRule:
             if state.open_case is not None:
                 _extend(state.open_case, frame, detections, score)
                 continue
-            state.hits.append((frame.utc, score, frame, detections))
+            state.hits.append(_hit(state.hits, rule, frame, detections, score))
             presence = _present(state, frame.utc, score)
             if len(state.hits) < rule.min_detections:
                 continue
             if self._fixed and (frame.utc - presence.since).total_seconds() < rule.min_present_s:
                 continue
-            if rule.require_motion and not boxes_change([(h[2], h[3]) for h in state.hits], rule):
+            if rule.require_motion and not _moved(state.hits, rule):
                 continue
             state.open_case = _confirm(case_type, state.hits)
             if self._fixed and rule.min_present_s > 0:
@@ -113,7 +130,7 @@ class PersistenceRule:
         return [s.open_case for s in self._states.values() if s.open_case is not None]
 
     def _expire(self, state: _TypeState, rule: RuleConfig, frame: Frame) -> None:
-        while state.hits and (frame.utc - state.hits[0][0]).total_seconds() > rule.window_s:
+        while state.hits and (frame.utc - state.hits[0].utc).total_seconds() > rule.window_s:
             state.hits.popleft()
         if state.presence is not None and (frame.utc - state.presence.last).total_seconds() > rule.window_s:
             state.presence = None  # unseen longer than the window: whatever comes next is new
@@ -127,15 +144,15 @@ class PersistenceRule:
             state.open_case = None
 
 
-def _confirm(case_type: str, hits: deque[tuple[datetime, float, Frame, Detections]]) -> Sighting:
-    best = max(hits, key=lambda h: h[1])
-    scores = [h[1] for h in hits]
+def _confirm(case_type: str, hits: deque[_Hit]) -> Sighting:
+    best = max(hits, key=lambda h: h.score)
+    scores = [h.score for h in hits]
     return Sighting(
         case_type=case_type,
-        first_seen=hits[0][0],
-        last_seen=hits[-1][0],
-        best_frame=best[2],
-        best_detections=best[3],
+        first_seen=hits[0].utc,
+        last_seen=hits[-1].utc,
+        best_frame=best.frame,
+        best_detections=best.detections,
         score_max=max(scores),
         score_sum=sum(scores),
         frames=len(scores),
@@ -147,6 +164,17 @@ def _extend(case: Sighting, frame: Frame, detections: Detections, score: float) 
     case.frames += 1
     case.score_sum += score
     case.score_max = max(case.score_max, score)
+
+
+def _hit(hits: deque[_Hit], rule: RuleConfig, frame: Frame, detections: Detections, score: float) -> _Hit:
+    box = best_box(detections)
+    change = pixel_change(hits[-1].frame, hits[-1].box, frame, box) if rule.require_motion and hits else 0.0
+    return _Hit(frame.utc, score, frame, detections, box, change)
+
+
+def _moved(hits: deque[_Hit], rule: RuleConfig) -> bool:
+    """The motion check over the hits in the window; the oldest hit's change was against an expired one."""
+    return boxes_change([h.box for h in hits], [h.change for h in list(hits)[1:]], rule)
 
 
 def _present(state: _TypeState, utc: datetime, score: float) -> _Presence:

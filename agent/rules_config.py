@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 CaseType = Literal["street_vending", "garbage_pile", "overflowing_bin", "cooking_fumes"]
 
@@ -200,7 +200,6 @@ class CasesConfig(_Strict):
     profiles: list[ProfileConfig] = Field(
         default_factory=list, description="seasons [{name, from, to, rules}]; the first covering the date applies"
     )
-    _merged: dict[tuple[str, int], RuleConfig] = PrivateAttr(default_factory=dict)  # asked per frame: merge once
 
     @field_validator("timezone")
     @classmethod
@@ -222,11 +221,8 @@ class CasesConfig(_Strict):
 
     def rule(self, case_type: str, utc: datetime | None = None) -> RuleConfig:
         """The rule for the type; with a time, merged with the first profile covering its local date."""
+        rule = base_rule(case_type, self.rules.get(case_type))  # type: ignore[call-overload]
         index = -1 if utc is None else self.profile_for(utc)
-        key = (case_type, index)
-        if key not in self._merged:
-            rule = base_rule(case_type, self.rules.get(case_type))  # type: ignore[call-overload]
-            if index >= 0:
-                rule = merged(rule, self.profiles[index].rules.get(case_type))  # type: ignore[call-overload]
-            self._merged[key] = rule
-        return self._merged[key]
+        if index >= 0:
+            rule = merged(rule, self.profiles[index].rules.get(case_type))  # type: ignore[call-overload]
+        return rule

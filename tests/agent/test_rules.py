@@ -80,6 +80,12 @@ def test_frames_outside_hours_do_not_count_towards_a_case() -> None:
     assert feed(rule, "street_vending", before_open, 4) == []
 
 
+def test_a_disabled_type_never_counts_and_the_old_call_still_works() -> None:
+    t0 = datetime(2026, 7, 1, 4, 0, tzinfo=UTC)
+    assert feed(rule_with({"rules": {"garbage_pile": {"enabled": False}}}), "garbage_pile", t0, 5) == []
+    assert len(feed(PersistenceRule(CasesConfig().rule), "garbage_pile", t0, 2)) == 1  # defaults: moving, UTC
+
+
 @pytest.mark.parametrize(
     "kind, min_present_s, runs, expected",
     [
