@@ -19,9 +19,9 @@ from agent.config_loading import ConfigError, parse_model
 from agent.geometry import Homography
 from agent.grid import DEFAULT_FIELDS, GridIndex
 from agent.polygons import pixel_polygon, read_polygon_features
+from agent.rules_config import CasesConfig, CaseType, RuleConfig
 from streams.video import is_live
 
-CaseType = Literal["street_vending", "garbage_pile", "overflowing_bin", "cooking_fumes"]
 SourceKind = Literal["vehicle", "fixed", "drone", "bodycam"]
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -205,51 +205,6 @@ class DetectorConfig(_Strict):
         return value
 
 
-class RuleConfig(_Strict):
-    """A case is raised when `min_detections` frames within `window_s` seconds show the type."""
-
-    min_detections: int = Field(default=3, ge=1, le=1000)
-    window_s: float = Field(default=10.0, gt=0)
-    min_score: float = Field(default=0.35, ge=0, le=1, description="a frame counts when its best box scores this")
-    close_after_s: float = Field(default=120.0, gt=0, description="an open case ends after this long unseen")
-    max_distance_m: float = Field(default=50.0, gt=0, description="moving cameras: a sighting farther away is new")
-
-
-class CaseCode(_Strict):
-    standard: str
-    code: str
-    name: str
-
-
-DEFAULT_CODES: dict[str, list[dict[str, str]]] = {
-    "garbage_pile": [
-        {"standard": "GB/T 30428.2-2013", "code": "01-10", "name": "暴露垃圾"},
-        {"standard": "GB/T 47678.5-2026", "code": "06010", "name": "暴露垃圾"},
-    ],
-    "overflowing_bin": [{"standard": "GB/T 47678.5-2026", "code": "06042", "name": "垃圾站(箱)满溢"}],
-    "street_vending": [
-        {"standard": "GB/T 30428.2-2013", "code": "04-06", "name": "占道经营"},
-        {"standard": "GB/T 47678.5-2026", "code": "09006", "name": "占道经营"},
-    ],
-    "cooking_fumes": [{"standard": "CJ/T 214-2007", "code": "16", "name": "油烟污染"}],
-}
-
-
-class CasesConfig(_Strict):
-    rules: dict[CaseType, RuleConfig] = Field(default_factory=dict, description="per type; missing types use defaults")
-    codes: dict[CaseType, list[CaseCode]] = Field(
-        default_factory=lambda: {k: [CaseCode(**c) for c in v] for k, v in DEFAULT_CODES.items()},
-        description="the platform's case codes for each type",
-    )
-
-    remember_days: float = Field(
-        default=7.0, gt=0, description="a sighting within max_distance_m of a case this recent updates that case"
-    )
-
-    def rule(self, case_type: str) -> RuleConfig:
-        return self.rules.get(case_type, RuleConfig())  # type: ignore[call-overload]
-
-
 class EvidenceConfig(_Strict):
     jpeg_quality: int = Field(default=80, ge=30, le=100)
     max_width_px: int = Field(default=1280, ge=320, le=7680, description="snapshots wider than this are scaled down")
@@ -401,4 +356,12 @@ def parse_config(text: str, base_dir: Path, origin: str) -> AgentConfig:
     return config
 
 
-__all__ = ["AgentConfig", "ConfigError", "default_config", "load_config", "parse_config"]
+__all__ = [
+    "AgentConfig",
+    "CasesConfig",
+    "ConfigError",
+    "RuleConfig",
+    "default_config",
+    "load_config",
+    "parse_config",
+]

@@ -109,7 +109,7 @@ class Pipeline:
     ) -> SourceSummary:
         """Process one source until it ends or `stop` is set. Errors are logged, never raised."""
         summary = SourceSummary(source.id)
-        rule = PersistenceRule(self.config.cases.rule)
+        rule = PersistenceRule(self.config.cases.rule, source.kind, self.config.cases.tz)
         video: VideoSource | None = None
         clips: ClipJobs | None = None
         try:

@@ -3,6 +3,11 @@
 One rule object per source. While a case is open, further sightings extend it instead of raising
 another; it closes after `close_after_s` unseen, or (moving cameras) when the camera has moved
 more than `max_distance_m` from where the case was raised.
+
+The rule for a type is asked per frame with the frame's time, so a seasonal profile applies by
+date. Before a case is confirmed the rule also checks, where configured: active hours (frames
+outside them do not count), minimum presence on fixed cameras (a bag carried past is not a
+pile), and that the boxes change (smoke flickers, a grey patch does not).
 """
 
 from __future__ import annotations
@@ -10,10 +15,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
+from typing import NamedTuple
 
-from agent.config import RuleConfig
+import numpy as np
+
 from agent.geo import distance_m
+from agent.rule_checks import best_box, boxes_change, pixel_change
+from agent.rules_config import RuleConfig
 from detectors import Detections
 from streams import Frame
 
@@ -36,28 +45,64 @@ class Sighting:
         return self.score_sum / self.frames
 
 
+RuleFor = Callable[[str, datetime], RuleConfig]  # (case type, frame time) -> the rule in force then
+
+
+class _Hit(NamedTuple):
+    """A frame that counted for a type."""
+
+    utc: datetime
+    score: float
+    frame: Frame
+    detections: Detections
+    box: np.ndarray  # the best box, for the motion check
+    change: float  # grey-level change inside the box since the previous hit (motion check only)
+
+
+@dataclass
+class _Presence:
+    """An unbroken run of counting frames (gaps no longer than the rule's window)."""
+
+    since: datetime
+    last: datetime
+    frames: int = 0
+    score_sum: float = 0.0
+    score_max: float = 0.0
+
+
 @dataclass
 class _TypeState:
-    hits: deque[tuple[datetime, float, Frame, Detections]] = field(default_factory=deque)
+    hits: deque[_Hit] = field(default_factory=deque)
     open_case: Sighting | None = None
+    presence: _Presence | None = None
 
 
 class PersistenceRule:
     """Turns per-frame detections, already mapped to case types, into confirmed sightings."""
 
-    def __init__(self, rule_for: Callable[[str], RuleConfig]) -> None:
+    def __init__(
+        self,
+        rule_for: RuleFor,
+        source_kind: str = "vehicle",
+        tz: tzinfo = UTC,
+    ) -> None:
+        """`rule_for(case_type, utc)` gives the rule in force at that time (`CasesConfig.rule`); `tz`
+        is the zone of its `hours`; `min_present_s` applies only when `source_kind` is "fixed"."""
         self._rule_for = rule_for
+        self._fixed = source_kind == "fixed"
+        self._tz = tz
         self._states: dict[str, _TypeState] = {}
 
     def update(self, frame: Frame, by_type: dict[str, Detections]) -> list[Sighting]:
         """Feed one analysed frame; returns the sightings confirmed by it (usually none)."""
         confirmed: list[Sighting] = []
+        local = frame.utc.astimezone(self._tz)
         for case_type in set(by_type) | set(self._states):
-            rule = self._rule_for(case_type)
+            rule = self._rule_for(case_type, frame.utc)
             state = self._states.setdefault(case_type, _TypeState())
             self._expire(state, rule, frame)
             detections = by_type.get(case_type)
-            if detections is None or not len(detections):
+            if detections is None or not len(detections) or not rule.active_at(local):
                 continue
             score = float(detections.confidence.max())
             if score < rule.min_score:
@@ -65,19 +110,30 @@ class PersistenceRule:
             if state.open_case is not None:
                 _extend(state.open_case, frame, detections, score)
                 continue
-            state.hits.append((frame.utc, score, frame, detections))
-            if len(state.hits) >= rule.min_detections:
-                state.open_case = _confirm(case_type, state.hits)
-                state.hits.clear()
-                confirmed.append(state.open_case)
+            state.hits.append(_hit(state.hits, rule, frame, detections, score))
+            presence = _present(state, frame.utc, score)
+            if len(state.hits) < rule.min_detections:
+                continue
+            if self._fixed and (frame.utc - presence.since).total_seconds() < rule.min_present_s:
+                continue
+            if rule.require_motion and not _moved(state.hits, rule):
+                continue
+            state.open_case = _confirm(case_type, state.hits)
+            if self._fixed and rule.min_present_s > 0:
+                _since_presence(state.open_case, presence)
+            state.hits.clear()
+            state.presence = None
+            confirmed.append(state.open_case)
         return confirmed
 
     def open_cases(self) -> list[Sighting]:
         return [s.open_case for s in self._states.values() if s.open_case is not None]
 
     def _expire(self, state: _TypeState, rule: RuleConfig, frame: Frame) -> None:
-        while state.hits and (frame.utc - state.hits[0][0]).total_seconds() > rule.window_s:
+        while state.hits and (frame.utc - state.hits[0].utc).total_seconds() > rule.window_s:
             state.hits.popleft()
+        if state.presence is not None and (frame.utc - state.presence.last).total_seconds() > rule.window_s:
+            state.presence = None  # unseen longer than the window: whatever comes next is new
         case = state.open_case
         if case is None:
             return
@@ -88,15 +144,15 @@ class PersistenceRule:
             state.open_case = None
 
 
-def _confirm(case_type: str, hits: deque[tuple[datetime, float, Frame, Detections]]) -> Sighting:
-    best = max(hits, key=lambda h: h[1])
-    scores = [h[1] for h in hits]
+def _confirm(case_type: str, hits: deque[_Hit]) -> Sighting:
+    best = max(hits, key=lambda h: h.score)
+    scores = [h.score for h in hits]
     return Sighting(
         case_type=case_type,
-        first_seen=hits[0][0],
-        last_seen=hits[-1][0],
-        best_frame=best[2],
-        best_detections=best[3],
+        first_seen=hits[0].utc,
+        last_seen=hits[-1].utc,
+        best_frame=best.frame,
+        best_detections=best.detections,
         score_max=max(scores),
         score_sum=sum(scores),
         frames=len(scores),
@@ -108,3 +164,34 @@ def _extend(case: Sighting, frame: Frame, detections: Detections, score: float) 
     case.frames += 1
     case.score_sum += score
     case.score_max = max(case.score_max, score)
+
+
+def _hit(hits: deque[_Hit], rule: RuleConfig, frame: Frame, detections: Detections, score: float) -> _Hit:
+    box = best_box(detections)
+    change = pixel_change(hits[-1].frame, hits[-1].box, frame, box) if rule.require_motion and hits else 0.0
+    return _Hit(frame.utc, score, frame, detections, box, change)
+
+
+def _moved(hits: deque[_Hit], rule: RuleConfig) -> bool:
+    """The motion check over the hits in the window; the oldest hit's change was against an expired one."""
+    return boxes_change([h.box for h in hits], [h.change for h in list(hits)[1:]], rule)
+
+
+def _present(state: _TypeState, utc: datetime, score: float) -> _Presence:
+    """Count a hit in the type's current run of presence, starting a run if there is none."""
+    if state.presence is None:
+        state.presence = _Presence(since=utc, last=utc)
+    presence = state.presence
+    presence.last = utc
+    presence.frames += 1
+    presence.score_sum += score
+    presence.score_max = max(presence.score_max, score)
+    return presence
+
+
+def _since_presence(case: Sighting, presence: _Presence) -> None:
+    """A case that had to be present a while was seen from the start of that run, in all its frames."""
+    case.first_seen = presence.since
+    case.frames = presence.frames
+    case.score_sum = presence.score_sum
+    case.score_max = presence.score_max
