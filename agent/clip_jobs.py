@@ -80,8 +80,9 @@ class ClipJobs:
         started = time.perf_counter()
         try:
             clip = self._cut(pending.t_s, label)
-        except (ClipError, av.FFmpegError, OSError) as exc:
-            log.warning("%s: no clip (%s); the case keeps revision 1", label, exc)
+        except (ClipError, av.FFmpegError, OSError, ValueError) as exc:
+            # ValueError: PyAV's answer to a codec MP4 cannot hold without re-encoding (msmpeg4 in old AVIs)
+            log.warning("%s: no clip (%s); the case keeps its revision without one", label, exc)
             return
         cut_ms = (time.perf_counter() - started) * 1000
         entry = EvidenceFile(CLIP_NAME, CLIP_MEDIA_TYPE, hashlib.sha256(clip.data).hexdigest(), len(clip.data))

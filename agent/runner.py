@@ -58,7 +58,7 @@ def run_agent(
         for source in config.sources:
             on_frame = on_frame_factory(source.id) if on_frame_factory else (lambda video, frame: None)
             thread = threading.Thread(
-                target=lambda s=source, f=on_frame: summaries.append(pipeline.run_source(s, stop, f)),
+                target=lambda s=source, f=on_frame: summaries.append(_guarded(pipeline, s, stop, f)),
                 name=f"source:{source.id}",
                 daemon=True,
             )
@@ -85,6 +85,15 @@ def run_agent(
     return RunResult(
         summaries, counts, str(outbox_dir), uploader.published if uploader else 0, time.monotonic() - started
     )
+
+
+def _guarded(pipeline: Pipeline, source, stop: threading.Event, on_frame) -> SourceSummary:
+    """One source's failure is logged and reported in the summary; the other sources go on."""
+    try:
+        return pipeline.run_source(source, stop, on_frame)
+    except Exception as exc:  # a bug or an unforeseen error in one source must not take the agent down
+        log.exception("%s: stopped by an unexpected error", source.id)
+        return SourceSummary(source.id, error=f"unexpected {type(exc).__name__}: {exc}")
 
 
 def check_class_map(config: AgentConfig, class_names: tuple[str, ...]) -> None:

@@ -179,3 +179,14 @@ def test_process_start_time_must_carry_a_zone(tmp_path: Path) -> None:
     assert done.returncode == 2 and "give the time zone too" in done.stderr and "Traceback" not in done.stderr
     done = run_cli("process", str(clip), "--start-time", "2026-11-20T10:30:00+08:00", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+
+
+def test_footage_whose_codec_mp4_cannot_hold_still_makes_cases(tmp_path: Path) -> None:
+    from tests.conftest import need_shared
+
+    video = need_shared("video/vtest.avi")  # MS-MPEG4 in AVI: clips cannot be remuxed to MP4
+    done = run_cli("process", str(video), "--kind", "fixed", cwd=tmp_path)
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    assert "vtest" in done.stdout  # the source's row is in the summary
+    if "case(s)" in done.stdout and not done.stdout.count(" 0 case(s)"):
+        assert "no clip ('mp4' format does not support 'msmpeg4' codec)" in done.stderr

@@ -61,9 +61,10 @@ def test_shipped_model_loads_with_its_metadata(model_path: Path) -> None:
 def test_pt_weights_run_through_ultralytics_or_say_what_is_missing(model_path: Path) -> None:
     import importlib.util
 
+    from agent.resources import builtin
     from detectors.loading import load_detector
 
-    weights = model_path.with_suffix(".pt")
+    weights = builtin("garbage-pt")
     if importlib.util.find_spec("ultralytics") is None:  # the runtime install: a clear error
         with pytest.raises(ModelError, match="need the train extra"):
             load_detector(weights, 0.25, 0.5)
