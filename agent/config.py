@@ -21,6 +21,7 @@ from agent.grid import DEFAULT_FIELDS, GridIndex
 from agent.polygons import pixel_polygon, read_polygon_features
 from agent.rules_config import CasesConfig, CaseType, RuleConfig
 from streams.video import is_live
+from uploader.connection import MqttSettings
 
 SourceKind = Literal["vehicle", "fixed", "drone", "bodycam"]
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -256,6 +257,20 @@ class MqttConfig(_Strict):
         if value is not None and not value.is_file():
             raise ValueError("file not found; give a file readable by the agent")
         return value
+
+    def settings(self, client_id: str) -> MqttSettings:
+        """The connection settings the uploader and the receiver use."""
+        return MqttSettings(
+            host=self.host,
+            port=self.port,
+            client_id=client_id,
+            username=self.username,
+            password=self.secret(),
+            ca_file=self.ca_file,
+            client_cert=self.client_cert,
+            client_key=self.client_key,
+            retry_cap_s=self.retry_cap_s,
+        )
 
     def secret(self) -> str | None:
         """The password, from `password` or `password_file`."""

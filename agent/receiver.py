@@ -25,7 +25,7 @@ from agent import resources
 from agent.config import MqttConfig
 from agent.config_loading import parse_model
 from agent.signing import verify_record
-from uploader.connection import Connection, MqttSettings
+from uploader.connection import Connection
 from uploader.files import write_atomic
 from uploader.protocol import Chunk, Topics, make_ack
 
@@ -77,18 +77,7 @@ class Receiver:
         self._keys: dict[str, bytes] = {}
         self._validator = jsonschema.Draft202012Validator(json.loads(resources.CASE_SCHEMA.read_text()))
         self.stored = self.duplicates = self.rejected = 0
-        m = config.mqtt
-        settings = MqttSettings(
-            host=m.host,
-            port=m.port,
-            client_id=config.client_id,
-            username=m.username,
-            password=m.secret(),
-            ca_file=m.ca_file,
-            client_cert=m.client_cert,
-            client_key=m.client_key,
-            retry_cap_s=m.retry_cap_s,
-        )
+        settings = config.mqtt.settings(config.client_id)
         self.connection = Connection(
             settings, on_connected=self._subscribe, on_message=self._handle, name="receiver-network"
         )

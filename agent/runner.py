@@ -19,7 +19,7 @@ from agent.signing import Signer
 from detectors.loading import load_detector
 from streams import Frame
 from streams.video import VideoSource
-from uploader import MqttSettings, MqttUploader, Outbox, Topics, UploadPolicy
+from uploader import MqttUploader, Outbox, Topics, UploadPolicy
 
 log = logging.getLogger(__name__)
 
@@ -112,17 +112,7 @@ def _uploader(config: AgentConfig, outbox: Outbox, signer: Signer) -> MqttUpload
         log.info("no uploader.mqtt configured: cases stay in the local outbox")
         return None
     up = config.uploader
-    settings = MqttSettings(
-        host=mqtt_cfg.host,
-        port=mqtt_cfg.port,
-        client_id=f"edge-agent-{config.agent_id}",
-        username=mqtt_cfg.username,
-        password=mqtt_cfg.secret(),
-        ca_file=mqtt_cfg.ca_file,
-        client_cert=mqtt_cfg.client_cert,
-        client_key=mqtt_cfg.client_key,
-        retry_cap_s=mqtt_cfg.retry_cap_s,
-    )
+    settings = mqtt_cfg.settings(f"edge-agent-{config.agent_id}")
     policy = UploadPolicy(
         kbit_per_s=up.kbit_per_s,
         daily_bytes=int(up.daily_mb * 1e6) if up.daily_mb else None,

@@ -18,6 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streams.nmea import sentence
+
 PHOTOS = ["000768", "000796", "000728", "000752"]  # validation side of the split, see the docstring
 FPS, SECONDS_PER_PHOTO, SIZE = 10, 6, (640, 480)
 START = datetime(2026, 11, 20, 2, 30, 0, tzinfo=UTC)  # 10:30 Beijing time
@@ -50,10 +52,7 @@ def nmea_track(seconds: int) -> str:
             f"GPGGA,{hms},{lat_s},N,{lon_s},E,1,09,0.9,12.0,M,7.0,M,,",
             f"GPRMC,{hms},A,{lat_s},N,{lon_s},E,{knots:.1f},90.0,{moment.strftime('%d%m%y')},,,A",
         ):
-            checksum = 0
-            for ch in body.encode():
-                checksum ^= ch
-            lines.append(f"${body}*{checksum:02X}")
+            lines.append(sentence(body))
     return "\n".join(lines) + "\n"
 
 

@@ -69,14 +69,23 @@ def parse_nmea(lines: Iterable[str]) -> tuple[list[PositionFix], int]:
     return fixes, skipped
 
 
+def checksum(body: str) -> str:
+    """The two hex digits after '*': XOR of every byte between '$' and '*'."""
+    computed = 0
+    for ch in body.encode("ascii", errors="replace"):
+        computed ^= ch
+    return f"{computed:02X}"
+
+
+def sentence(body: str) -> str:
+    """`$body*CS` (for tools and tests that write NMEA)."""
+    return f"${body}*{checksum(body)}"
+
+
 def _nmea_fields(line: str) -> list[str] | None:
-    body, _, checksum = line[1:].partition("*")
-    if checksum:
-        computed = 0
-        for ch in body.encode("ascii", errors="replace"):
-            computed ^= ch
-        if checksum[:2].upper() != f"{computed:02X}":
-            return None
+    body, _, given = line[1:].partition("*")
+    if given and given[:2].upper() != checksum(body):
+        return None
     fields = body.split(",")
     return fields if len(fields) > 6 else None
 

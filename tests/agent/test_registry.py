@@ -17,6 +17,7 @@ from agent.geo import distance_m
 from agent.geometry import offset
 from agent.registry import CaseRegistry
 from agent.runner import run_agent
+from streams.nmea import sentence
 
 
 def next_day_copy(tmp_path: Path) -> tuple[Path, Path]:
@@ -41,11 +42,7 @@ def next_day_copy(tmp_path: Path) -> tuple[Path, Path]:
     track = tmp_path / "next-day.nmea"
     lines = []
     for line in resources.builtin("sample-telemetry").read_text().splitlines():
-        body = line[1:].split("*")[0].replace(",201126,", ",211126,")
-        checksum = 0
-        for ch in body.encode():
-            checksum ^= ch
-        lines.append(f"${body}*{checksum:02X}")
+        lines.append(sentence(line[1:].split("*")[0].replace(",201126,", ",211126,")))
     track.write_text("\n".join(lines) + "\n")
     return clip, track
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from streams.gnss import LiveTrack
+from streams.nmea import sentence
 from tests.conftest import free_port
 
 LAT0, LON0, SPEED_MPS = 30.27415, 120.15515, 10.0
@@ -28,10 +29,7 @@ def sentences(moment: datetime) -> list[bytes]:
         f"GNRMC,{hms},A,{lat_s},N,{lon_s},E,19.4,90.0,{moment.strftime('%d%m%y')},,,A",
         f"GNGGA,{hms},{lat_s},N,{lon_s},E,1,12,0.8,15.0,M,7.0,M,,",
     ):
-        checksum = 0
-        for ch in body.encode():
-            checksum ^= ch
-        out.append(f"${body}*{checksum:02X}\r\n".encode())
+        out.append(f"{sentence(body)}\r\n".encode())
     return out
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from agent import resources
 from streams import PositionFix, StreamError
+from streams.nmea import sentence
 from streams.telemetry import load_track, parse_nmea
 from streams.track import Track
 from tests.conftest import need_shared
@@ -61,10 +62,7 @@ def test_sample_nmea_track_and_lookup() -> None:
 
 
 def with_checksum(body: str) -> str:
-    checksum = 0
-    for ch in body.encode():
-        checksum ^= ch
-    return f"${body}*{checksum:02X}"
+    return sentence(body)
 
 
 def test_nmea_bad_checksums_and_garbage_are_skipped() -> None:
