@@ -27,6 +27,7 @@ from pathlib import Path
 
 from uploader.files import fsync_dir, write_atomic
 from uploader.protocol import chunk_count
+from uploader.quota import enforce_quota
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class Outbox:
             fsync_dir(folder.parent)
             self._insert(case_id, revision, folder, time.time())
         if self.quota_bytes is not None:
-            self.enforce_quota(self.quota_bytes, self.hard_limit_bytes or self.quota_bytes)
+            enforce_quota(self, self.quota_bytes, self.hard_limit_bytes or self.quota_bytes)
         return True
 
     def _insert(self, case_id: str, revision: int, folder: Path, accepted_at: float) -> None:
@@ -275,53 +276,29 @@ class Outbox:
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.cases_dir.rglob("*") if p.is_file())
 
-    def enforce_quota(self, quota_bytes: int, hard_limit_bytes: int) -> list[str]:
-        """Evict the oldest clips (video) while over the quota; beyond the hard limit, drop the oldest
-        unacknowledged cases whole and say so loudly. Returns what was removed."""
-        removed: list[str] = []
-        used = self.disk_bytes()
-        if used <= quota_bytes:
-            return removed
+    def clips_oldest_first(self) -> list[tuple[str, int, str, int]]:
+        """(case id, revision, name, bytes) of every clip still on disk and not yet acknowledged."""
         with self._lock:
-            clips = self._db.execute(
+            return self._db.execute(
                 "SELECT case_id, revision, name, bytes FROM files WHERE priority = ? AND state IN (?, ?, ?) "
                 "ORDER BY accepted_at",
                 (PRIORITY_VIDEO, PENDING, DEFERRED, SENT),
             ).fetchall()
-        for case_id, revision, name, size in clips:
-            if used <= quota_bytes:
-                break
-            (self._folder(case_id, revision) / name).unlink(missing_ok=True)
-            with self._lock:
-                self._db.execute(
-                    "UPDATE files SET state = ? WHERE case_id = ? AND revision = ? AND name = ?",
-                    (EVICTED, case_id, revision, name),
-                )
-            used -= size
-            removed.append(f"{case_id}/r{revision}/{name}")
-            log.warning("outbox over its disk quota: evicted clip %s r%d %s (%d bytes)", case_id, revision, name, size)
-        if used <= hard_limit_bytes:
-            return removed
-        for item in self.items():
-            if used <= hard_limit_bytes:
-                break
-            size = sum(p.stat().st_size for p in item.folder.rglob("*") if p.is_file())
-            shutil.rmtree(item.folder, ignore_errors=True)
-            with self._lock:
-                self._db.execute(
-                    "UPDATE cases SET state = ? WHERE case_id = ? AND revision = ?",
-                    (EVICTED, item.case_id, item.revision),
-                )
-            used -= size
-            removed.append(f"{item.case_id}/r{item.revision}")
-            log.error(
-                "OUTBOX FULL: %d bytes on disk exceed the hard limit of %d; DROPPED unacknowledged case %s r%d",
-                used + size,
-                hard_limit_bytes,
-                item.case_id,
-                item.revision,
+
+    def evict_file(self, case_id: str, revision: int, name: str) -> None:
+        (self._folder(case_id, revision) / name).unlink(missing_ok=True)
+        with self._lock:
+            self._db.execute(
+                "UPDATE files SET state = ? WHERE case_id = ? AND revision = ? AND name = ?",
+                (EVICTED, case_id, revision, name),
             )
-        return removed
+
+    def evict_case(self, item: OutboxItem) -> None:
+        shutil.rmtree(item.folder, ignore_errors=True)
+        with self._lock:
+            self._db.execute(
+                "UPDATE cases SET state = ? WHERE case_id = ? AND revision = ?", (EVICTED, item.case_id, item.revision)
+            )
 
     # --- inspection ---------------------------------------------------------------------------------
 
