@@ -148,8 +148,10 @@ def model_path() -> Path:
     return resources.builtin("garbage")
 
 
-def make_clip(path: Path, seconds: float = 4, size: str = "640x360", rate: int = 15) -> Path:
-    """A real H.264 file from ffmpeg's test pattern."""
+def make_clip(
+    path: Path, seconds: float = 4, size: str = "640x360", rate: int = 15, creation_time: str | None = None
+) -> Path:
+    """A real H.264 file from ffmpeg's test pattern (a keyframe every second, no B-frames)."""
     subprocess.run(
         [
             "ffmpeg",
@@ -172,6 +174,7 @@ def make_clip(path: Path, seconds: float = 4, size: str = "640x360", rate: int =
             "0",
             "-pix_fmt",
             "yuv420p",
+            *(["-metadata", f"creation_time={creation_time}"] if creation_time else []),
             str(path),
         ],
         check=True,

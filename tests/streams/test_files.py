@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,31 +10,7 @@ from tests.conftest import make_clip
 
 
 def test_frames_carry_the_recording_time(tmp_path: Path) -> None:
-    clip = tmp_path / "stamped.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-y",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x180:rate=10",
-            "-t",
-            "3",
-            "-c:v",
-            "libx264",
-            "-g",
-            "10",
-            "-pix_fmt",
-            "yuv420p",
-            "-metadata",
-            "creation_time=2026-11-20T02:30:00Z",
-            str(clip),
-        ],
-        check=True,
-    )
+    clip = make_clip(tmp_path / "stamped.mp4", seconds=3, size="320x180", rate=10, creation_time="2026-11-20T02:30:00Z")
     frames = list(VideoSource("cam", str(clip), sample_fps=2).frames())
     assert [round(f.media_s, 2) for f in frames] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
     assert frames[2].utc == datetime(2026, 11, 20, 2, 30, 1, tzinfo=UTC)
