@@ -29,8 +29,9 @@ def locate(frame: Frame, source: SourceConfig, box_xyxy: np.ndarray | None = Non
     if box_xyxy is not None:
         u, v = float((box_xyxy[0] + box_xyxy[2]) / 2), float(box_xyxy[3])  # bottom centre: on the ground
         if source.homography:
-            lat, lon = _homography(tuple(source.homography)).to_latlon(u, v)
-            return Location(lat, lon, max(_homography(tuple(source.homography)).residual_m, 1.0), "homography")
+            mapping = _homography(tuple(source.homography))
+            lat, lon = mapping.to_latlon(u, v)
+            return Location(lat, lon, max(mapping.residual_m, 1.0), "homography")
         if frame.fix is not None and frame.fix.corners is not None and len(frame.fix.corners) == 4:
             return _from_corners(frame.fix, u, v, width, height)
         if frame.fix is not None:

@@ -127,7 +127,7 @@ class Pipeline:
                 sightings = rule.update(frame, by_type)
                 t_rules = time.perf_counter()
                 for sighting in sightings:
-                    case, files = self.accept_with_files(source, sighting)
+                    case, files = self.accept(source, sighting)
                     clips.add(case, files, frame.media_s)
                     summary.cases += 1
                     summary.case_ids.append(case.id)
@@ -159,12 +159,9 @@ class Pipeline:
         types = self._class_to_type[detections.class_id]
         return {t: detections[types == t] for t in set(types) if t}
 
-    def accept(self, source: SourceConfig, sighting: Sighting) -> Case:
-        """Build the evidence and the signed case record and store both durably in the outbox."""
-        return self.accept_with_files(source, sighting)[0]
-
-    def accept_with_files(self, source: SourceConfig, sighting: Sighting) -> tuple[Case, dict[str, bytes]]:
-        """`accept`, also returning the evidence files (a later revision carries them again)."""
+    def accept(self, source: SourceConfig, sighting: Sighting) -> tuple[Case, dict[str, bytes]]:
+        """Build the evidence and the signed case record and store both durably in the outbox; returns the
+        case and its evidence files (the clip's revision carries them again)."""
         cfg = self.config
         snapshot = snapshot_jpeg(
             sighting.best_frame, sighting.best_detections, cfg.evidence.jpeg_quality, cfg.evidence.max_width_px

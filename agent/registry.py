@@ -101,9 +101,10 @@ class CaseRegistry:
                 self._db.execute(
                     "INSERT OR IGNORE INTO sightings VALUES (?, ?, ?)", (sighting_id, case.id, case.revision)
                 )
+        self.forget_before(case.last_seen - self.remember)  # by footage time: old recordings stay matchable
 
     def forget_before(self, moment: datetime) -> int:
-        """Drop cases last seen before `moment` (keeps the table bounded)."""
+        """Drop cases last seen before `moment` and their sightings (keeps the tables bounded)."""
         with self._lock:
             n = self._db.execute("DELETE FROM known_cases WHERE last_seen < ?", (moment.isoformat(),)).rowcount
             self._db.execute("DELETE FROM sightings WHERE case_id NOT IN (SELECT case_id FROM known_cases)")

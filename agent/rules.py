@@ -126,9 +126,6 @@ class PersistenceRule:
             confirmed.append(state.open_case)
         return confirmed
 
-    def open_cases(self) -> list[Sighting]:
-        return [s.open_case for s in self._states.values() if s.open_case is not None]
-
     def _expire(self, state: _TypeState, rule: RuleConfig, frame: Frame) -> None:
         while state.hits and (frame.utc - state.hits[0].utc).total_seconds() > rule.window_s:
             state.hits.popleft()

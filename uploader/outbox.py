@@ -122,30 +122,28 @@ class Outbox:
             write_atomic(folder / CASE_FILE, case_json)
             fsync_dir(folder)
             fsync_dir(folder.parent)
-            self._insert(case_id, revision, folder, time.time())
+            self._insert(case_id, revision, evidence, time.time())
         if self.quota_bytes is not None:
             enforce_quota(self, self.quota_bytes, self.hard_limit_bytes or self.quota_bytes)
         return True
 
-    def _insert(self, case_id: str, revision: int, folder: Path, accepted_at: float) -> None:
+    def _insert(self, case_id: str, revision: int, files: dict[str, bytes], accepted_at: float) -> None:
+        """The rows of a case whose files are on disk; `files` are their bytes (hashed here, not read again)."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
                 "INSERT INTO cases (case_id, revision, state, accepted_at) VALUES (?, ?, ?, ?)",
                 (case_id, revision, PENDING, accepted_at),
             )
-            for path in sorted(folder.iterdir()):
-                if path.name == CASE_FILE or path.name.endswith(".tmp"):
-                    continue
-                media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-                data = path.read_bytes()
+            for name, data in sorted(files.items()):
+                media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
                 self._db.execute(
                     "INSERT INTO files (case_id, revision, name, media_type, bytes, sha256, priority, chunks, state,"
                     " accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         case_id,
                         revision,
-                        path.name,
+                        name,
                         media_type,
                         len(data),
                         hashlib.sha256(data).hexdigest(),
@@ -373,7 +371,12 @@ class Outbox:
             case_file = folder / CASE_FILE
             if case_file.exists() and _is_json(case_file):
                 log.warning("outbox: adopting case %s r%d written before a crash", case_id, revision)
-                self._insert(case_id, revision, folder, case_file.stat().st_mtime)
+                files = {
+                    p.name: p.read_bytes()
+                    for p in folder.iterdir()
+                    if p.name != CASE_FILE and not p.name.endswith(".tmp")
+                }
+                self._insert(case_id, revision, files, case_file.stat().st_mtime)
             else:
                 log.warning("outbox: removing incomplete case folder %s", folder)
                 shutil.rmtree(folder)
