@@ -140,7 +140,13 @@ def _parser() -> argparse.ArgumentParser:
         "as symlinks under --out (the dataset stays read-only); training builds from a model YAML, no hub. "
         "Needs: pip install -e '.[train]'.",
     )
-    train.add_argument("--data", type=Path, required=True, help="dataset folder with images/ and labels/")
+    train.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="dataset folder with images/ and labels/, or with train/valid/test folders that hold them (pooled, "
+        "then split again by source)",
+    )
     train.add_argument("--classes", required=True, help="class names in id order, comma-separated")
     train.add_argument("--out", type=Path, default=Path("runs"), help="split, logs and weights go here")
     train.add_argument("--model", default="yolov8n.yaml", help="model YAML (from scratch) or local .pt to fine-tune")
@@ -149,6 +155,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--hours", type=float, default=None, help="stop after this long (fits the schedule to it)")
     train.add_argument("--val-fraction", type=float, default=0.15)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--batch", type=int, default=16)
+    train.add_argument(
+        "--negatives",
+        type=Path,
+        help="folder of images showing none of the classes (fog, steam, grey walls, empty streets), "
+        "added to training as background",
+    )
+    train.add_argument("--device", default="cpu", help="cpu, or a CUDA device index such as 0")
     train.set_defaults(func=_cmd_train)
 
     evaluate = sub.add_parser(
@@ -285,9 +299,25 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from agent.training import split_by_source, train
 
-    split = split_by_source(args.data, args.classes.split(","), args.out / "split", args.val_fraction)
+    try:
+        split = split_by_source(
+            args.data, args.classes.split(","), args.out / "split", args.val_fraction, negatives=args.negatives
+        )
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"split by source: {split.train_images} training, {split.val_images} held-out images ({split.data_yaml})")
-    best = train(split.data_yaml, args.out, args.model, args.imgsz, args.epochs, args.hours, args.seed)
+    best = train(
+        split.data_yaml,
+        args.out,
+        args.model,
+        args.imgsz,
+        args.epochs,
+        args.hours,
+        args.seed,
+        batch=args.batch,
+        device=args.device,
+    )
     print(f"best weights: {best}")
     return 0
 

@@ -48,37 +48,55 @@ def source_group(image_name: str, block: int) -> str:
     return stem
 
 
+def image_folders(dataset_dir: Path) -> list[Path]:
+    """The YOLO folders (each with images/ and labels/) in a dataset: the folder itself, or the
+    train/valid/test folders of a Roboflow export, pooled because their split is by frame, not by source."""
+    if (dataset_dir / "images").is_dir():
+        return [dataset_dir]
+    folders = sorted(p for p in dataset_dir.iterdir() if (p / "images").is_dir()) if dataset_dir.is_dir() else []
+    if not folders:
+        raise FileNotFoundError(
+            f"{dataset_dir}: expected an images/ folder (YOLO layout), or train/valid/test folders that hold one"
+        )
+    return folders
+
+
 def split_by_source(
     dataset_dir: Path,
     class_names: list[str],
     out_dir: Path,
     val_fraction: float = 0.15,
     block: int = 40,
+    negatives: Path | None = None,
 ) -> SplitSummary:
     """Build `out_dir/{train,val}/{images,labels}` as symlinks into a read-only YOLO dataset.
 
     The side of each source group is fixed by a hash of its name, so the split is the same on
-    every machine and every run.
+    every machine and every run. Images in `negatives` (scenes with none of the classes: fog, steam,
+    grey walls) join the training side with no labels, as background that teaches the model what
+    not to fire on.
     """
-    images_dir = dataset_dir / "images"
-    labels_dir = dataset_dir / "labels"
-    if not images_dir.is_dir():
-        raise FileNotFoundError(f"{dataset_dir}: expected an images/ folder (YOLO layout)")
     counts = {"train": 0, "val": 0}
     for side in counts:
         for kind in ("images", "labels"):
             (out_dir / side / kind).mkdir(parents=True, exist_ok=True)
-    for image in sorted(images_dir.iterdir()):
-        if image.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        group = source_group(image.name, block)
-        bucket = zlib.crc32(group.encode()) % 1000
-        side = "val" if bucket < val_fraction * 1000 else "train"
-        _link(image, out_dir / side / "images" / image.name)
-        label = labels_dir / (image.stem + ".txt")
-        if label.exists():
-            _link(label, out_dir / side / "labels" / label.name)
-        counts[side] += 1
+    for folder in image_folders(dataset_dir):
+        for image in sorted((folder / "images").iterdir()):
+            if image.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            group = source_group(image.name, block)
+            bucket = zlib.crc32(group.encode()) % 1000
+            side = "val" if bucket < val_fraction * 1000 else "train"
+            _link(image, out_dir / side / "images" / image.name)
+            label = folder / "labels" / (image.stem + ".txt")
+            if label.exists():
+                _link(label, out_dir / side / "labels" / label.name)
+            counts[side] += 1
+    if negatives is not None:
+        for image in sorted(negatives.iterdir()):
+            if image.suffix.lower() in IMAGE_SUFFIXES:
+                _link(image, out_dir / "train" / "images" / f"negative_{image.name}")
+                counts["train"] += 1
     data_yaml = out_dir / "data.yaml"
     data = {
         "path": str(out_dir.resolve()),
@@ -106,8 +124,11 @@ def train(
     seed: int = 0,
     batch: int = 16,
     workers: int = 2,
+    device: str = "cpu",
 ) -> Path:
-    """Train from a model YAML (no hub download) and return the path of the best weights."""
+    """Train from a model YAML (no hub download) and return the path of the best weights.
+
+    `device` is "cpu" or a CUDA index such as "0" (a GPU trains in minutes what takes the CPU hours)."""
     from ultralytics import YOLO  # the train extra; never imported by the runtime
 
     model = YOLO(model_yaml)
@@ -124,7 +145,7 @@ def train(
         "exist_ok": True,
         "plots": False,  # plotting fetches a font from the internet
         "amp": False,  # the AMP check downloads a model
-        "device": "cpu",
+        "device": device,
         "cache": "ram",
     }
     if time_hours:

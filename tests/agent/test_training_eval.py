@@ -52,6 +52,36 @@ def test_split_keeps_sources_together_and_is_stable(split: Path, tmp_path: Path)
     assert yaml.safe_load(split.read_text())["names"] == dict(enumerate(CLASSES))
 
 
+def test_roboflow_export_is_pooled_and_split_by_clip_with_negatives_in_training(tmp_path: Path) -> None:
+    """smoke-fire ships Roboflow's train/valid/test, split by frame: frames of one clip on both sides.
+    Pooled and split again by clip, no clip may straddle; negatives join training, unlabelled."""
+    dataset = need_shared("datasets/smoke-fire")
+    negatives = tmp_path / "negatives"
+    negatives.mkdir()
+    street = sorted(need_shared("datasets/garbage-street-cn/train/images").iterdir())[:3]
+    for image in street:
+        (negatives / image.name).symlink_to(image)
+    summary = split_by_source(dataset, ["Fire", "default", "smoke"], tmp_path / "split", 0.25, negatives=negatives)
+    root = summary.data_yaml.parent
+    train = [p.name for p in (root / "train" / "images").iterdir()]
+    val = [p.name for p in (root / "val" / "images").iterdir()]
+    pooled = sum(len(list((dataset / part / "images").iterdir())) for part in ("train", "valid", "test"))
+    assert summary.train_images + summary.val_images == pooled + 3 == len(train) + len(val)
+    assert {source_group(n, 40) for n in train}.isdisjoint({source_group(n, 40) for n in val})
+    assert any("_mp4-" in n for n in val), "a whole clip should be held out at this fraction"
+    added = [n for n in train if n.startswith("negative_")]
+    assert len(added) == 3 and not any((root / "train" / "labels" / (Path(n).stem + ".txt")).exists() for n in added)
+
+
+def test_train_names_a_dataset_without_images(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*agent_cmd(), "train", "--data", str(tmp_path), "--classes", "a", "--out", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "expected an images/ folder" in result.stderr
+
+
 def test_eval_command_reports_metrics(split: Path, tmp_path: Path) -> None:
     small = tmp_path / "small"
     for kind in ("images", "labels"):
