@@ -19,6 +19,8 @@ _BUILTINS = {
     "garbage": _ROOT / "models" / "garbage-yolov8n-int8.onnx",  # static int8: same accuracy, faster (model card)
     "garbage-fp32": _ROOT / "models" / "garbage-yolov8n.onnx",
     "garbage-pt": _ROOT / "models" / "garbage-yolov8n.pt",  # the same weights for ultralytics (bench, fine-tuning)
+    "vendors-aerial": _ROOT / "models" / "vendors-aerial-yolov8n.onnx",  # drone orthophoto chips, 640x640
+    "vendors-aerial-int8": _ROOT / "models" / "vendors-aerial-yolov8n-int8.onnx",
     "sample-grid": _ROOT / "configs" / "example-grid.geojson",  # made-up grid cells around the sample's track
 }
 
