@@ -19,8 +19,10 @@ _BUILTINS = {
     "garbage": _ROOT / "models" / "garbage-yolov8n-int8.onnx",  # static int8: same accuracy, faster (model card)
     "garbage-fp32": _ROOT / "models" / "garbage-yolov8n.onnx",
     "garbage-pt": _ROOT / "models" / "garbage-yolov8n.pt",  # the same weights for ultralytics (bench, fine-tuning)
-    "vendors-aerial": _ROOT / "models" / "vendors-aerial-yolov8n.onnx",  # drone orthophoto chips, 640x640
-    "vendors-aerial-int8": _ROOT / "models" / "vendors-aerial-yolov8n-int8.onnx",
+    "smoke": _ROOT / "models" / "smoke-yolov8n-int8.onnx",  # smoke and fire; int8 holds the accuracy (card)
+    "smoke-fp32": _ROOT / "models" / "smoke-yolov8n.onnx",
+    "vendors-aerial": _ROOT / "models" / "vendors-aerial-yolov8n-int8.onnx",  # drone imagery, 640x640 tiles
+    "vendors-aerial-fp32": _ROOT / "models" / "vendors-aerial-yolov8n.onnx",
     "sample-grid": _ROOT / "configs" / "example-grid.geojson",  # made-up grid cells around the sample's track
 }
 
