@@ -9,7 +9,7 @@ from typing import Any
 
 from agent.geo import wgs84_to_gcj02
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: optional `explanation`
 _CASE_NAMESPACE = uuid.UUID("5d1f0c36-1f3e-4d0a-9c1e-6a6b2f7e9a10")
 
 
@@ -63,10 +63,11 @@ class Case:
     model_version: str
     evidence: tuple[EvidenceFile, ...] = field(default=())
     grid: dict[str, str | None] | None = None
+    explanation: dict[str, Any] = field(default_factory=dict)  # the rule's numbers (members, shift, present_s)
 
     def to_record(self) -> dict[str, Any]:
-        """The JSON record, before signing."""
-        return {
+        """The JSON record, before signing; `explanation` only when a rule gave one."""
+        record = {
             "id": self.id,
             "revision": self.revision,
             "schema_version": SCHEMA_VERSION,
@@ -82,6 +83,9 @@ class Case:
             "model": {"name": self.model_name, "version": self.model_version},
             "evidence": [vars(e) for e in self.evidence],
         }
+        if self.explanation:
+            record["explanation"] = dict(self.explanation)
+        return record
 
 
 def case_id(agent_id: str, source_id: str, case_type: str, first_seen: datetime) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 
 from agent.cases import Case, EvidenceFile, Location, case_id
 from agent.clip_jobs import ClipJobs, ring_for
+from agent.colocated import Colocator
 from agent.config import AgentConfig, SourceConfig
 from agent.evidence import crop_jpeg, snapshot_jpeg
 from agent.locate import locate
@@ -75,6 +76,7 @@ class Pipeline:
         self._class_to_type = np.array(
             [config.detector.class_map.get(name, "") for name in detector.class_names], dtype=object
         )
+        self.colocator = Colocator(config.cases.colocated, detector.class_names)
         self.registry = CaseRegistry(config.state_dir / "cases.sqlite3", config.cases.remember_days)
         self.grid = config.grid.index() if config.grid else None
 
@@ -152,12 +154,13 @@ class Pipeline:
         return summary
 
     def detect(self, frame: Frame) -> dict[str, Detections]:
-        """Detections of the frame grouped by case type; classes without a case type are dropped."""
+        """Detections of the frame grouped by case type, with co-located groups (`cases.colocated`) as boxes
+        of their type; classes without a case type are dropped."""
         detections = self.detector.detect(frame.image)
         if not len(detections):
             return {}
         types = self._class_to_type[detections.class_id]
-        return {t: detections[types == t] for t in set(types) if t}
+        return self.colocator.add_groups({t: detections[types == t] for t in set(types) if t}, detections)
 
     def accept(self, source: SourceConfig, sighting: Sighting) -> tuple[Case, dict[str, bytes]]:
         """Build the evidence and the signed case record and store both durably in the outbox; returns the
@@ -194,6 +197,7 @@ class Pipeline:
                 EvidenceFile(name, "image/jpeg", hashlib.sha256(data).hexdigest(), len(data))
                 for name, data in files.items()
             ),
+            explanation=self.colocator.explain(sighting.case_type, sighting.best_detections) | sighting.explanation,
         )
         self.store(source, case, files, sighting_id)
         return case, files

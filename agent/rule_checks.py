@@ -3,6 +3,10 @@
 `boxes_change`: smoke and cooking fumes flicker and spread, so over the confirming frames their box
 grows, shrinks or moves, or the pixels inside it change. A grey patch of wall or a stain that a
 detector mistakes for smoke stays put and looks the same in every frame; it must not become a case.
+
+`box_shift`: the opposite, for a stall. It stands still; a cart pushed past or a crowd walking by
+moves. On a fixed camera a box that moves more than a fraction of its size (`max_shift`) is not the
+one first seen, so its time there starts again.
 """
 
 from __future__ import annotations
@@ -36,6 +40,21 @@ def boxes_change(boxes: Sequence[np.ndarray], pixel_changes: Sequence[float], ru
     if _box_change(np.stack(boxes)) > rule.motion_min_change:
         return True
     return any(change > rule.motion_min_pixel_diff for change in pixel_changes)
+
+
+def box_shift(reference_xyxy: np.ndarray, xyxy: np.ndarray) -> float:
+    """How far the nearest of `xyxy` lies from the reference box: the distance between their centres
+    over the reference's size (the square root of its area), so 0.3 means the same near and far.
+
+    The nearest box, not the best-scoring one: with two stalls in view the best box may switch
+    between them from frame to frame, and neither has moved.
+    """
+    if not len(xyxy):
+        return float("inf")
+    size = float(np.sqrt(np.prod(np.clip(reference_xyxy[2:] - reference_xyxy[:2], 1.0, None))))
+    centre = (reference_xyxy[:2] + reference_xyxy[2:]) / 2
+    centres = (xyxy[:, :2] + xyxy[:, 2:]).astype(np.float64) / 2
+    return float(np.linalg.norm(centres - centre, axis=1).min() / size)
 
 
 def pixel_change(before: Frame, box_before: np.ndarray, after: Frame, box_after: np.ndarray) -> float:

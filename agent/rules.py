@@ -7,7 +7,9 @@ more than `max_distance_m` from where the case was raised.
 The rule for a type is asked per frame with the frame's time, so a seasonal profile applies by
 date. Before a case is confirmed the rule also checks, where configured: active hours (frames
 outside them do not count), minimum presence on fixed cameras (a bag carried past is not a
-pile), and that the boxes change (smoke flickers, a grey patch does not).
+pile), that the boxes change (smoke flickers, a grey patch does not), and on fixed cameras that
+the box stays put (a stall stands, a cart pushed past moves; a move starts the count again).
+A confirmed sighting's `explanation` holds the numbers those checks saw.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from agent.geo import distance_m
-from agent.rule_checks import best_box, boxes_change, pixel_change
+from agent.rule_checks import best_box, box_shift, boxes_change, pixel_change
 from agent.rules_config import RuleConfig
 from detectors import Detections
 from streams import Frame
@@ -39,6 +41,7 @@ class Sighting:
     score_max: float
     score_sum: float
     frames: int
+    explanation: dict[str, object] = field(default_factory=dict)  # the checks' numbers, for the case record
 
     @property
     def score_mean(self) -> float:
@@ -68,6 +71,8 @@ class _Presence:
     frames: int = 0
     score_sum: float = 0.0
     score_max: float = 0.0
+    box: np.ndarray | None = None  # the best box of the run's first hit: where it stands (stationary check)
+    shift: float = 0.0  # the largest `box_shift` from there so far
 
 
 @dataclass
@@ -110,8 +115,11 @@ class PersistenceRule:
             if state.open_case is not None:
                 _extend(state.open_case, frame, detections, score)
                 continue
+            stationary = self._fixed and rule.max_shift is not None
+            shift = _shift(state, rule, detections) if stationary else 0.0
             state.hits.append(_hit(state.hits, rule, frame, detections, score))
-            presence = _present(state, frame.utc, score)
+            presence = _present(state, frame.utc, score, state.hits[-1].box)
+            presence.shift = max(presence.shift, shift)
             if len(state.hits) < rule.min_detections:
                 continue
             if self._fixed and (frame.utc - presence.since).total_seconds() < rule.min_present_s:
@@ -121,6 +129,8 @@ class PersistenceRule:
             state.open_case = _confirm(case_type, state.hits)
             if self._fixed and rule.min_present_s > 0:
                 _since_presence(state.open_case, presence)
+            if self._fixed and (rule.min_present_s > 0 or stationary):
+                state.open_case.explanation = _presence_numbers(presence, rule, frame.utc, stationary)
             state.hits.clear()
             state.presence = None
             confirmed.append(state.open_case)
@@ -174,10 +184,34 @@ def _moved(hits: deque[_Hit], rule: RuleConfig) -> bool:
     return boxes_change([h.box for h in hits], [h.change for h in list(hits)[1:]], rule)
 
 
-def _present(state: _TypeState, utc: datetime, score: float) -> _Presence:
-    """Count a hit in the type's current run of presence, starting a run if there is none."""
+def _shift(state: _TypeState, rule: RuleConfig, detections: Detections) -> float:
+    """How far the type's boxes lie from where its run began; past `max_shift` it has moved, so the
+    frames before no longer count and the run starts again here (returns 0 then)."""
+    if state.presence is None or state.presence.box is None:
+        return 0.0
+    shift = box_shift(state.presence.box, detections.xyxy)
+    if rule.max_shift is not None and shift <= rule.max_shift:
+        return shift
+    state.hits.clear()
+    state.presence = None
+    return 0.0
+
+
+def _presence_numbers(presence: _Presence, rule: RuleConfig, utc: datetime, stationary: bool) -> dict[str, object]:
+    """What the presence checks saw when they confirmed: how long it was there and how far it moved."""
+    numbers: dict[str, object] = {"present_s": round((utc - presence.since).total_seconds(), 1)}
+    if rule.min_present_s > 0:
+        numbers["min_present_s"] = rule.min_present_s
+    if stationary:
+        numbers["shift"] = round(presence.shift, 3)
+        numbers["max_shift"] = rule.max_shift
+    return numbers
+
+
+def _present(state: _TypeState, utc: datetime, score: float, box: np.ndarray) -> _Presence:
+    """Count a hit in the type's current run of presence, starting a run (where `box` stands) if there is none."""
     if state.presence is None:
-        state.presence = _Presence(since=utc, last=utc)
+        state.presence = _Presence(since=utc, last=utc, box=box)
     presence = state.presence
     presence.last = utc
     presence.frames += 1

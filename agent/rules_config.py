@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 CaseType = Literal["street_vending", "garbage_pile", "overflowing_bin", "cooking_fumes"]
 
@@ -23,6 +23,7 @@ _OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})$")
 # Defaults that differ by type, applied under what the file gives for the type (not under profiles).
 TYPE_DEFAULTS: dict[str, dict[str, object]] = {
     "cooking_fumes": {"require_motion": True},  # a static grey patch is not smoke
+    "street_vending": {"max_shift": 0.3},  # a stall stands still; a cart pushed past is not vending
 }
 
 
@@ -118,6 +119,13 @@ class RuleConfig(_Strict):
     motion_min_pixel_diff: float = Field(
         default=6.0, gt=0, le=255, description="mean grey-level change inside the box between frames that counts"
     )
+    max_shift: float | None = Field(
+        default=None,
+        gt=0,
+        le=10,
+        description="fixed cameras: frames count only while a box stays within this fraction of its size of where "
+        "it was first seen; a move starts the count again. null: off",
+    )
 
     def active_at(self, local: datetime) -> bool:
         """Whether frames at this local time count for the type."""
@@ -165,6 +173,30 @@ def base_rule(case_type: str, given: RuleConfig | None) -> RuleConfig:
     return merged(defaults, given)
 
 
+class ColocatedConfig(_Strict):
+    """A case type made of several classes seen together: e.g. umbrella + table + goods is a stall."""
+
+    case_type: CaseType = Field(description="the case type a group raises")
+    objects: list[str] = Field(min_length=1, description="model class names that make up the thing, e.g. stall")
+    people: list[str] = Field(default_factory=list, description="model class names that join a group, never alone")
+    min_objects: int = Field(default=2, ge=1, le=50, description="a group needs this many boxes from `objects`")
+    min_people: int = Field(default=1, ge=1, le=50, description="or one box from `objects` and this many from `people`")
+    max_gap: float = Field(
+        default=0.5, ge=0, le=10, description="boxes join when their gap is at most this times the taller one's height"
+    )
+
+    @model_validator(mode="after")
+    def _names_once(self) -> ColocatedConfig:
+        names = self.objects + self.people
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(
+                f"{', '.join(map(repr, twice))} listed more than once in objects/people; "
+                "give each class name once, in objects (makes a group) or people (joins one)"
+            )
+        return self
+
+
 class CaseCode(_Strict):
     standard: str
     code: str
@@ -199,6 +231,9 @@ class CasesConfig(_Strict):
     timezone: str = Field(default="+08:00", description="local time for `hours` and profile dates: +08:00 or a zone")
     profiles: list[ProfileConfig] = Field(
         default_factory=list, description="seasons [{name, from, to, rules}]; the first covering the date applies"
+    )
+    colocated: list[ColocatedConfig] = Field(
+        default_factory=list, description="case types raised by groups of co-located boxes (agent.colocated)"
     )
 
     @field_validator("timezone")

@@ -97,13 +97,20 @@ def _guarded(pipeline: Pipeline, source, stop: threading.Event, on_frame) -> Sou
 
 
 def check_class_map(config: AgentConfig, class_names: tuple[str, ...]) -> None:
-    """Refuse at start-up a class map that names classes the model does not have."""
-    unknown = sorted(set(config.detector.class_map) - set(class_names))
-    if unknown:
-        raise ConfigError(
-            f"detector.class_map: {', '.join(map(repr, unknown))} not among the classes of "
-            f"{config.detector.model.name} ({', '.join(class_names)}); map the model's own class names"
-        )
+    """Refuse at start-up a class map or a co-located rule that names classes the model does not have."""
+    named = [("detector.class_map", list(config.detector.class_map), "map the model's own class names")]
+    for i, composite in enumerate(config.cases.colocated):
+        fix = "list the model's own class names (train one with them: models/README.md)"
+        named += [(f"cases.colocated[{i}].objects", composite.objects, fix)]
+        named += [(f"cases.colocated[{i}].people", composite.people, fix)]
+    problems = [
+        f"{key}: {', '.join(map(repr, unknown))} not among the classes of "
+        f"{config.detector.model.name} ({', '.join(class_names)}); {fix}"
+        for key, names, fix in named
+        if (unknown := sorted(set(names) - set(class_names)))
+    ]
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def _uploader(config: AgentConfig, outbox: Outbox, signer: Signer) -> MqttUploader | None:

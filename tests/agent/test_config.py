@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from agent import resources
 from agent.config import ConfigError, default_config, load_config
 from tests.conftest import agent_cmd
 
@@ -137,4 +138,5 @@ def test_example_configs_are_valid(example: Path, monkeypatch) -> None:
 
     for name in ("CAM_PASSWORD", "MQTT_PASSWORD"):
         monkeypatch.setenv(name, "x")
+    monkeypatch.setenv("VENDING_MODEL", str(resources.builtin("garbage")))  # stands in for the city's own model
     (load_receiver_config if example.name == "receiver.yaml" else load_config)(example)
