@@ -9,7 +9,7 @@ from typing import Any
 
 from agent.geo import wgs84_to_gcj02
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: optional `explanation`
 _CASE_NAMESPACE = uuid.UUID("5d1f0c36-1f3e-4d0a-9c1e-6a6b2f7e9a10")
 
 
@@ -63,6 +63,7 @@ class Case:
     model_version: str
     evidence: tuple[EvidenceFile, ...] = field(default=())
     grid: dict[str, str | None] | None = None
+    explanation: dict[str, Any] | None = None  # why it was raised, e.g. {"tracks": [Track.summary(), ...]}
 
     def to_record(self) -> dict[str, Any]:
         """The JSON record, before signing."""
@@ -81,7 +82,7 @@ class Case:
             "score": {"max": round(self.score_max, 4), "mean": round(self.score_mean, 4), "frames": self.frames},
             "model": {"name": self.model_name, "version": self.model_version},
             "evidence": [vars(e) for e in self.evidence],
-        }
+        } | ({"explanation": self.explanation} if self.explanation is not None else {})
 
 
 def case_id(agent_id: str, source_id: str, case_type: str, first_seen: datetime) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import av
@@ -12,8 +13,11 @@ import cv2
 import numpy as np
 import pytest
 
+from agent.config import CasesConfig
+from agent.rules import PersistenceRule
 from agent.tracking import CameraMotion, Tracker, box_iou, track_shift, warp_boxes
 from detectors import Detections
+from streams import Frame
 from tests.conftest import need_shared
 
 # three street photos of the garbage set with rows of bins side by side (ids a pan easily swaps)
@@ -226,3 +230,40 @@ def test_track_shift_of_a_walker_and_of_a_parked_object() -> None:
     assert track_shift(walker) == pytest.approx(60 / np.sqrt(80 * 100))
     assert track_shift(parked) == 0.0
     assert walker.summary() == {"id": walker.track_id, "frames": 5, "seconds": 0.0, "score_mean": pytest.approx(0.9)}
+
+
+def _confirmations(rules: dict, tracks: list[int], scores: list[float]) -> list[tuple[int, ...]]:
+    """The track ids of the sightings a persistence rule confirms from one box a second with these ids."""
+    config = CasesConfig.model_validate({"rules": {"garbage_pile": rules}})
+    rule, start = PersistenceRule(config.rule), datetime(2026, 7, 1, 4, 0, tzinfo=UTC)
+    confirmed = []
+    for i, (track_id, score) in enumerate(zip(tracks, scores, strict=True)):
+        dets = boxes((100, 100, 180, 200, score))
+        dets = Detections(dets.xyxy, dets.confidence, dets.class_id, tracker_id=np.array([track_id]))
+        confirmed += rule.update(Frame("cam", i, start + timedelta(seconds=i), 0.0, 0.0, BLANK), {"garbage_pile": dets})
+    return [s.track_ids for s in confirmed]
+
+
+@pytest.mark.parametrize(
+    "rules, tracks, scores, expected",
+    [
+        # off by default: three frames count whatever tracks their boxes belong to
+        ({}, [1, 2, 3], [0.9, 0.9, 0.9], [(1, 2, 3)]),
+        ({}, [4, 4, 4], [0.9, 0.9, 0.9], [(4,)]),
+        # on: three different objects (a false alarm in each frame) are not three frames of one
+        ({"min_track_score": 0.5}, [1, 2, 3], [0.9, 0.9, 0.9], []),
+        # one track in three frames with a good average: a case, naming the track
+        ({"min_track_score": 0.5}, [4, 4, 4], [0.9, 0.5, 0.9], [(4,)]),
+        # one track, each frame above min_score 0.35, but its average 0.4 is below 0.5
+        ({"min_track_score": 0.5}, [4, 4, 4], [0.4, 0.4, 0.4], []),
+        # two frames of track 1 and one of 2 do not make three of one; a fourth frame of 1 does
+        ({"min_track_score": 0.5}, [1, 2, 1, 1], [0.9, 0.9, 0.9, 0.9], [(1,)]),
+    ],
+)
+def test_persistence_rule_with_tracks(rules: dict, tracks: list[int], scores: list[float], expected: list) -> None:
+    assert _confirmations(rules, tracks, scores) == expected
+
+
+def test_min_track_score_out_of_range_names_the_key() -> None:
+    with pytest.raises(ValueError, match="min_track_score"):
+        CasesConfig.model_validate({"rules": {"garbage_pile": {"min_track_score": 1.5}}})
