@@ -63,7 +63,7 @@ class Case:
     model_version: str
     evidence: tuple[EvidenceFile, ...] = field(default=())
     grid: dict[str, str | None] | None = None
-    explanation: dict[str, Any] = field(default_factory=dict)  # the rule's numbers (members, shift, present_s)
+    explanation: dict[str, Any] = field(default_factory=dict)  # why: tracks, presence, co-located members
 
     def to_record(self) -> dict[str, Any]:
         """The JSON record, before signing; `explanation` only when a rule gave one."""

@@ -28,6 +28,7 @@ from agent.places import SourcePlaces
 from agent.registry import CaseRegistry
 from agent.rules import PersistenceRule, Sighting
 from agent.signing import Signer
+from agent.tracking import Tracker
 from detectors import Detections, Detector
 from streams import Frame, StreamError
 from streams.gnss import LiveTrack
@@ -39,7 +40,7 @@ from uploader import Outbox
 
 log = logging.getLogger(__name__)
 
-STAGES = ("decode+sample", "detect", "rules", "evidence+outbox")  # seconds spent per stage, summed
+STAGES = ("decode+sample", "detect", "tracking", "rules", "evidence+outbox")  # seconds spent per stage, summed
 
 
 @dataclass
@@ -112,6 +113,9 @@ class Pipeline:
         """Process one source until it ends or `stop` is set. Errors are logged, never raised."""
         summary = SourceSummary(source.id)
         rule = PersistenceRule(self.config.cases.rule, source.kind, self.config.cases.tz)
+        # fed analysed frames only, so the motion compensated is that between them; fixed cameras do not
+        # move, and compensation would only add cost and read a truck filling the view as a cut
+        tracker = Tracker(compensate=source.kind != "fixed")
         video: VideoSource | None = None
         clips: ClipJobs | None = None
         try:
@@ -122,14 +126,18 @@ class Pipeline:
             stage, clock = summary.stage_s, time.perf_counter()
             for frame in video.frames(stop):
                 t_frame = time.perf_counter()
-                by_type = places.filter(frame, self.detect(frame))
+                detections = self.detector.detect(frame.image)
                 t_detect = time.perf_counter()
+                detections = tracker.update_with_detections(frame.image, detections, frame.utc.timestamp())
+                t_track = time.perf_counter()
+                by_type = places.filter(frame, self.by_type(detections))
                 summary.frames_analysed += 1
                 summary.detections += sum(len(d) for d in by_type.values())
                 sightings = rule.update(frame, by_type)
                 t_rules = time.perf_counter()
                 for sighting in sightings:
-                    case, files = self.accept(source, sighting)
+                    tracks = tracker.summaries(sighting.track_ids)
+                    case, files = self.accept(source, sighting, {"tracks": tracks} if tracks else None)
                     clips.add(case, files, frame.media_s)
                     summary.cases += 1
                     summary.case_ids.append(case.id)
@@ -138,7 +146,8 @@ class Pipeline:
                 clock, done = time.perf_counter(), clock
                 stage["decode+sample"] += t_frame - done
                 stage["detect"] += t_detect - t_frame
-                stage["rules"] += t_rules - t_detect
+                stage["tracking"] += t_track - t_detect
+                stage["rules"] += t_rules - t_track
                 stage["evidence+outbox"] += clock - t_rules
                 summary.video_s = frame.media_s
             summary.frames_decoded = video.stats.decoded
@@ -153,16 +162,17 @@ class Pipeline:
                 video.track.stop()
         return summary
 
-    def detect(self, frame: Frame) -> dict[str, Detections]:
-        """Detections of the frame grouped by case type, with co-located groups (`cases.colocated`) as boxes
-        of their type; classes without a case type are dropped."""
-        detections = self.detector.detect(frame.image)
+    def by_type(self, detections: Detections) -> dict[str, Detections]:
+        """Detections grouped by case type, with co-located groups (`cases.colocated`) as boxes of their
+        type; classes without a case type are dropped."""
         if not len(detections):
             return {}
         types = self._class_to_type[detections.class_id]
         return self.colocator.add_groups({t: detections[types == t] for t in set(types) if t}, detections)
 
-    def accept(self, source: SourceConfig, sighting: Sighting) -> tuple[Case, dict[str, bytes]]:
+    def accept(
+        self, source: SourceConfig, sighting: Sighting, explanation: dict | None = None
+    ) -> tuple[Case, dict[str, bytes]]:
         """Build the evidence and the signed case record and store both durably in the outbox; returns the
         case and its evidence files (the clip's revision carries them again)."""
         cfg = self.config
@@ -197,7 +207,9 @@ class Pipeline:
                 EvidenceFile(name, "image/jpeg", hashlib.sha256(data).hexdigest(), len(data))
                 for name, data in files.items()
             ),
-            explanation=self.colocator.explain(sighting.case_type, sighting.best_detections) | sighting.explanation,
+            explanation=self.colocator.explain(sighting.case_type, sighting.best_detections)
+            | sighting.explanation
+            | (explanation or {}),
         )
         self.store(source, case, files, sighting_id)
         return case, files

@@ -7,9 +7,11 @@ more than `max_distance_m` from where the case was raised.
 The rule for a type is asked per frame with the frame's time, so a seasonal profile applies by
 date. Before a case is confirmed the rule also checks, where configured: active hours (frames
 outside them do not count), minimum presence on fixed cameras (a bag carried past is not a
-pile), that the boxes change (smoke flickers, a grey patch does not), and on fixed cameras that
-the box stays put (a stall stands, a cart pushed past moves; a move starts the count again).
-A confirmed sighting's `explanation` holds the numbers those checks saw.
+pile), that the boxes change (smoke flickers, a grey patch does not), on fixed cameras that
+the box stays put (a stall stands, a cart pushed past moves; a move starts the count again), and
+(`min_track_score`) that the frames show one tracked object with a good track-average score, not a
+different false alarm in each frame. A confirmed sighting's `explanation` holds the numbers those
+checks saw.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Sighting:
     score_sum: float
     frames: int
     explanation: dict[str, object] = field(default_factory=dict)  # the checks' numbers, for the case record
+    track_ids: tuple[int, ...] = ()  # the tracks in the confirming frames, most frames first
 
     @property
     def score_mean(self) -> float:
@@ -60,6 +63,7 @@ class _Hit(NamedTuple):
     detections: Detections
     box: np.ndarray  # the best box, for the motion check
     change: float  # grey-level change inside the box since the previous hit (motion check only)
+    tracks: dict[int, float]  # track id -> its box's score in this frame (boxes with a tracker id only)
 
 
 @dataclass
@@ -126,7 +130,10 @@ class PersistenceRule:
                 continue
             if rule.require_motion and not _moved(state.hits, rule):
                 continue
-            state.open_case = _confirm(case_type, state.hits)
+            track_ids = _tracks(state.hits, rule)
+            if rule.min_track_score is not None and not track_ids:
+                continue
+            state.open_case = _confirm(case_type, state.hits, track_ids)
             if self._fixed and rule.min_present_s > 0:
                 _since_presence(state.open_case, presence)
             if self._fixed and (rule.min_present_s > 0 or stationary):
@@ -151,7 +158,7 @@ class PersistenceRule:
             state.open_case = None
 
 
-def _confirm(case_type: str, hits: deque[_Hit]) -> Sighting:
+def _confirm(case_type: str, hits: deque[_Hit], track_ids: tuple[int, ...]) -> Sighting:
     best = max(hits, key=lambda h: h.score)
     scores = [h.score for h in hits]
     return Sighting(
@@ -163,6 +170,7 @@ def _confirm(case_type: str, hits: deque[_Hit]) -> Sighting:
         score_max=max(scores),
         score_sum=sum(scores),
         frames=len(scores),
+        track_ids=track_ids,
     )
 
 
@@ -176,7 +184,28 @@ def _extend(case: Sighting, frame: Frame, detections: Detections, score: float) 
 def _hit(hits: deque[_Hit], rule: RuleConfig, frame: Frame, detections: Detections, score: float) -> _Hit:
     box = best_box(detections)
     change = pixel_change(hits[-1].frame, hits[-1].box, frame, box) if rule.require_motion and hits else 0.0
-    return _Hit(frame.utc, score, frame, detections, box, change)
+    tracks: dict[int, float] = {}
+    if detections.tracker_id is not None:
+        for track_id, box_score in zip(detections.tracker_id.tolist(), detections.confidence.tolist(), strict=True):
+            if track_id >= 0:
+                tracks[track_id] = max(box_score, tracks.get(track_id, 0.0))
+    return _Hit(frame.utc, score, frame, detections, box, change, tracks)
+
+
+def _tracks(hits: deque[_Hit], rule: RuleConfig) -> tuple[int, ...]:
+    """The tracks seen in the hits, most frames first; with `min_track_score` set, only those seen in
+    `min_detections` of them with a mean score of at least `min_track_score` (empty: not confirmed)."""
+    frames: dict[int, int] = {}
+    score_sum: dict[int, float] = {}
+    for hit in hits:
+        for track_id, score in hit.tracks.items():
+            frames[track_id] = frames.get(track_id, 0) + 1
+            score_sum[track_id] = score_sum.get(track_id, 0.0) + score
+    if rule.min_track_score is not None:
+        frames = {
+            t: n for t, n in frames.items() if n >= rule.min_detections and score_sum[t] / n >= rule.min_track_score
+        }
+    return tuple(sorted(frames, key=lambda t: (-frames[t], t)))
 
 
 def _moved(hits: deque[_Hit], rule: RuleConfig) -> bool:

@@ -116,6 +116,12 @@ class RuleConfig(_Strict):
     motion_min_change: float = Field(
         default=0.15, gt=0, le=10, description="box area or position change, as a fraction of the box, that counts"
     )
+    min_track_score: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="the min_detections frames must show one track with this mean score; null: any boxes count",
+    )
     motion_min_pixel_diff: float = Field(
         default=6.0, gt=0, le=255, description="mean grey-level change inside the box between frames that counts"
     )

@@ -13,13 +13,14 @@ class Detections:
     """Boxes found in one image, as parallel arrays (the supervision layout).
 
     `xyxy` is (N, 4) float32 pixels in the input image; `confidence` (N,) float32; `class_id`
-    (N,) int32 indexing `class_names`.
+    (N,) int32 indexing `class_names`; `tracker_id` (N,) int64, set by a tracker (-1: no track), else None.
     """
 
     xyxy: np.ndarray
     confidence: np.ndarray
     class_id: np.ndarray
     class_names: tuple[str, ...] = field(default=())
+    tracker_id: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.xyxy)
@@ -29,6 +30,8 @@ class Detections:
             raise ValueError(
                 f"confidence and class_id must have shape ({n},), got {self.confidence.shape} and {self.class_id.shape}"
             )
+        if self.tracker_id is not None and self.tracker_id.shape != (n,):
+            raise ValueError(f"tracker_id must have shape ({n},), got {self.tracker_id.shape}")
 
     @classmethod
     def empty(cls, class_names: tuple[str, ...] = ()) -> Detections:
@@ -38,7 +41,8 @@ class Detections:
         return len(self.xyxy)
 
     def __getitem__(self, mask: np.ndarray) -> Detections:
-        return Detections(self.xyxy[mask], self.confidence[mask], self.class_id[mask], self.class_names)
+        tracker_id = None if self.tracker_id is None else self.tracker_id[mask]
+        return Detections(self.xyxy[mask], self.confidence[mask], self.class_id[mask], self.class_names, tracker_id)
 
     def names(self) -> list[str]:
         """The class name of each box."""

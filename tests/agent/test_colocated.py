@@ -198,7 +198,7 @@ def watch(tmp_path: Path, config: AgentConfig, boxes_at, start: datetime, second
     for i in range(seconds // every_s + 1):
         frame = Frame(source.id, i, start + timedelta(seconds=i * every_s), 0.0, float(i * every_s), IMAGE)
         stub.next = dets(*boxes_at(i))
-        sightings += rule.update(frame, places.filter(frame, pipeline.detect(frame)))
+        sightings += rule.update(frame, places.filter(frame, pipeline.by_type(stub.detect(frame.image))))
     return pipeline, sightings
 
 

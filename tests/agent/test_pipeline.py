@@ -50,6 +50,10 @@ def test_demo_clip_makes_signed_geotagged_cases(tmp_path: Path, case_validator) 
         assert location["gcj02"]["lon"] > location["lon"]  # the GCJ-02 shift in Hangzhou is to the east
         assert record["first_seen"] >= "2026-11-20T02:30:00.000Z" and record["last_seen"] <= "2026-11-20T02:30:24.000Z"
         assert record["first_seen"] <= record["last_seen"]
+        # the explanation names the tracked objects behind the case: seen in frames, over seconds, how sure
+        tracks = record["explanation"]["tracks"]
+        assert tracks and all(t["frames"] >= 1 and 0 < t["score_mean"] <= 1 for t in tracks)
+        assert max(t["frames"] for t in tracks) >= 2  # the pile was followed across frames as the car drove by
     problems, checked = verify_path(tmp_path / "state" / "outbox", None)
     assert problems == [] and checked == len(records)
 
