@@ -186,6 +186,28 @@ class InboxConfig(_Strict):
     scan_every_s: float = Field(default=2.0, gt=0)
 
 
+class TilingConfig(_Strict):
+    """Tiled inference for frames much larger than the model input (drone photos and 4K video)."""
+
+    tile_px: int | None = Field(
+        default=None, ge=64, le=8192, description="side of a square tile in frame pixels; default: the model input"
+    )
+    overlap: float = Field(default=0.2, ge=0, lt=0.5, description="share of a tile that neighbouring tiles share")
+    full_frame: bool = Field(default=True, description="one more pass over the whole frame, for objects over a tile")
+    min_frame_px: int | None = Field(
+        default=None, ge=64, description="frames whose longest side is at most this go in one pass; default: tile_px"
+    )
+
+    @model_validator(mode="after")
+    def _tiles_fit(self) -> TilingConfig:
+        if self.tile_px and self.min_frame_px and self.min_frame_px < self.tile_px:
+            raise ValueError(
+                f"min_frame_px ({self.min_frame_px}) is below tile_px ({self.tile_px}): a frame between them would be"
+                " one tile; give min_frame_px at least tile_px, or leave it out"
+            )
+        return self
+
+
 class DetectorConfig(_Strict):
     """The model and how its classes become case types."""
 
@@ -197,6 +219,7 @@ class DetectorConfig(_Strict):
         default={"garbage": "garbage_pile", "overflow": "overflowing_bin"},
         description="model class name -> case type; classes not listed never make a case",
     )
+    tiling: TilingConfig | None = Field(default=None, description="large frames: detect on overlapping tiles")
 
     @field_validator("model")
     @classmethod
@@ -204,6 +227,12 @@ class DetectorConfig(_Strict):
         if not value.is_file():
             raise ValueError("model file not found; use builtin:garbage or a file made by `edge-agent export`")
         return value
+
+    @model_validator(mode="after")
+    def _tile_size_known(self) -> DetectorConfig:
+        if self.tiling and self.tiling.tile_px is None and self.model.suffix.lower() == ".pt":
+            raise ValueError("tiling: a .pt model does not state its input size; give tiling.tile_px (e.g. 640)")
+        return self
 
 
 class EvidenceConfig(_Strict):
@@ -376,6 +405,7 @@ __all__ = [
     "CasesConfig",
     "ConfigError",
     "RuleConfig",
+    "TilingConfig",
     "default_config",
     "load_config",
     "parse_config",

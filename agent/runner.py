@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.config import AgentConfig, ConfigError
+from agent.detector_setup import build_detector
 from agent.inbox import Inbox
 from agent.pipeline import Pipeline, SourceSummary, state_paths
 from agent.signing import Signer
-from detectors.loading import load_detector
 from streams import Frame
 from streams.video import VideoSource
 from uploader import MqttUploader, Outbox, Topics, UploadPolicy
@@ -39,9 +39,7 @@ def run_agent(
 ) -> RunResult:
     """Run every configured source to its end (files) or until SIGTERM/SIGINT (cameras)."""
     started = time.monotonic()
-    detector = load_detector(
-        config.detector.model, config.detector.min_score, config.detector.iou, config.detector.threads
-    )
+    detector = build_detector(config.detector)
     check_class_map(config, detector.class_names)
     outbox_dir, keys_dir = state_paths(config)
     outbox = Outbox(outbox_dir, int(config.uploader.disk_quota_mb * 1e6), int(config.uploader.disk_hard_limit_mb * 1e6))

@@ -1,0 +1,22 @@
+"""Builds the detector a configuration asks for: the model's backend, wrapped for tiling if configured."""
+
+from __future__ import annotations
+
+from agent.config import ConfigError, DetectorConfig
+from detectors import Detector
+from detectors.loading import load_detector
+from detectors.tiling import TiledDetector
+
+
+def build_detector(config: DetectorConfig) -> Detector:
+    """The loaded model; with `detector.tiling`, a TiledDetector around it."""
+    detector = load_detector(config.model, config.min_score, config.iou, config.threads)
+    tiling = config.tiling
+    if tiling is None:
+        return detector
+    try:
+        return TiledDetector(
+            detector, tiling.tile_px, tiling.overlap, tiling.full_frame, tiling.min_frame_px, iou=config.iou
+        )
+    except ValueError as exc:  # only knowable once the model's input size is read
+        raise ConfigError(f"detector.tiling: {exc}") from None
