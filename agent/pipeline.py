@@ -185,7 +185,8 @@ class Pipeline:
             files["crop.jpg"] = crop_jpeg(sighting.best_frame, box, cfg.evidence.jpeg_quality)
         location = locate(sighting.best_frame, source, box)
         sighting_id = case_id(cfg.agent_id, source.id, sighting.case_type, sighting.first_seen)
-        identity, revision, first_seen = self._identity(source, sighting, sighting_id, location)
+        fixed_box = box if source.kind == "fixed" else None  # a fixed camera tells problems apart by place in view
+        identity, revision, first_seen = self._identity(source, sighting, sighting_id, location, fixed_box)
         case = Case(
             id=identity,
             revision=revision,
@@ -211,11 +212,16 @@ class Pipeline:
             | sighting.explanation
             | (explanation or {}),
         )
-        self.store(source, case, files, sighting_id)
+        self.store(source, case, files, sighting_id, fixed_box)
         return case, files
 
     def _identity(
-        self, source: SourceConfig, sighting: Sighting, sighting_id: str, location: Location | None
+        self,
+        source: SourceConfig,
+        sighting: Sighting,
+        sighting_id: str,
+        location: Location | None,
+        fixed_box: np.ndarray | None,
     ) -> tuple[str, int, datetime]:
         """(case id, revision, first seen): the same footage again gets what it got before; the same problem
         seen again (another pass, another day) the next revision of its case; anything else a new case."""
@@ -230,15 +236,23 @@ class Pipeline:
             location.lat if location else None,
             location.lon if location else None,
             radius_m,
+            fixed_box,
         )
         if known is None:
             return sighting_id, 1, sighting.first_seen
         log.info("%s: %s seen again; updating case %s", source.id, sighting.case_type, known.case_id)
         return known.case_id, known.revision + 1, known.first_seen
 
-    def store(self, source: SourceConfig, case: Case, files: dict[str, bytes], sighting_id: str | None = None) -> bool:
+    def store(
+        self,
+        source: SourceConfig,
+        case: Case,
+        files: dict[str, bytes],
+        sighting_id: str | None = None,
+        fixed_box: np.ndarray | None = None,
+    ) -> bool:
         """Sign the case record and store it with its files durably in the outbox; False if stored before."""
-        self.registry.record(case, sighting_id)
+        self.registry.record(case, sighting_id, fixed_box)
         record = self.signer.sign(case.to_record())
         case_json = json.dumps(record, ensure_ascii=False, indent=2).encode("utf-8")
         if self.outbox.accept(case.id, case.revision, case_json, files):

@@ -2,18 +2,23 @@
 
 A patrol car passes the same pile every day. A new sighting of the same type within the rule's
 `max_distance_m` of a case raised in the last `remember_days` is that case again: it becomes the
-next revision of the same id (a later `last_seen`, new evidence), not a new case. Sightings
-without a position match the same source's cases of that type (a fixed camera sees one place).
-Kept in SQLite beside the outbox, so a restart remembers too.
+next revision of the same id (a later `last_seen`, new evidence), not a new case. A fixed camera
+sees many problems from one place, so its sightings match by where they are in the picture: the
+same source's case of that type whose box overlaps (two piles at either end of a street are two
+cases, a pile that grew is one). Sightings without a position or box match the same source's cases
+of that type. Kept in SQLite beside the outbox, so a restart remembers too.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+
+import numpy as np
 
 from agent.cases import Case
 from agent.geo import distance_m
@@ -45,20 +50,33 @@ class CaseRegistry:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(known_cases)")}
+        if "box" not in columns:  # databases from before fixed cameras matched by box
+            self._db.execute("ALTER TABLE known_cases ADD COLUMN box TEXT")
 
     def match(
-        self, case_type: str, source_id: str, at: datetime, lat: float | None, lon: float | None, radius_m: float
+        self,
+        case_type: str,
+        source_id: str,
+        at: datetime,
+        lat: float | None,
+        lon: float | None,
+        radius_m: float,
+        box: np.ndarray | None = None,
     ) -> KnownCase | None:
-        """The most recent remembered case of this type that this sighting is a repeat of, if any."""
+        """The most recent remembered case of this type that this sighting is a repeat of, if any.
+        `box` (fixed cameras only): the sighting's box in the image, matched against the case's."""
         since = (at - self.remember).isoformat()
         with self._lock:
             rows = self._db.execute(
-                "SELECT case_id, revision, first_seen, lat, lon, source_id FROM known_cases "
+                "SELECT case_id, revision, first_seen, lat, lon, source_id, box FROM known_cases "
                 "WHERE type = ? AND last_seen >= ? ORDER BY last_seen DESC",
                 (case_type, since),
             ).fetchall()
-        for case_id, revision, first_seen, known_lat, known_lon, known_source in rows:
-            if lat is not None and lon is not None and known_lat is not None and known_lon is not None:
+        for case_id, revision, first_seen, known_lat, known_lon, known_source, known_box in rows:
+            if box is not None and known_box is not None:
+                same = known_source == source_id and boxes_overlap(box, np.array(json.loads(known_box)))
+            elif lat is not None and lon is not None and known_lat is not None and known_lon is not None:
                 same = distance_m(lat, lon, known_lat, known_lon) <= radius_m
             else:
                 same = lat is None and known_lat is None and known_source == source_id
@@ -76,16 +94,19 @@ class CaseRegistry:
             ).fetchone()
         return KnownCase(row[0], row[1], datetime.fromisoformat(row[2])) if row else None
 
-    def record(self, case: Case, sighting_id: str | None = None) -> None:
-        """Remember a stored case revision (the newest revision wins, the first position stays) and the
-        sighting it came from."""
+    def record(self, case: Case, sighting_id: str | None = None, box: np.ndarray | None = None) -> None:
+        """Remember a stored case revision (the newest revision wins, the first position and box stay)
+        and the sighting it came from; `box` for fixed cameras."""
         lat = case.location.lat if case.location else None
         lon = case.location.lon if case.location else None
+        box_json = json.dumps([round(float(v), 1) for v in box]) if box is not None else None
         with self._lock:
             self._db.execute(
-                "INSERT INTO known_cases VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(case_id) DO UPDATE SET "
+                "INSERT INTO known_cases (case_id, type, source_id, lat, lon, first_seen, last_seen, revision, box) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(case_id) DO UPDATE SET "
                 "revision = MAX(revision, excluded.revision), last_seen = MAX(last_seen, excluded.last_seen), "
-                "lat = COALESCE(lat, excluded.lat), lon = COALESCE(lon, excluded.lon)",  # a pile does not move
+                "lat = COALESCE(lat, excluded.lat), lon = COALESCE(lon, excluded.lon), "
+                "box = COALESCE(box, excluded.box)",  # a pile does not move
                 (
                     case.id,
                     case.type,
@@ -95,6 +116,7 @@ class CaseRegistry:
                     case.first_seen.isoformat(),
                     case.last_seen.isoformat(),
                     case.revision,
+                    box_json,
                 ),
             )
             if sighting_id is not None:
@@ -117,3 +139,14 @@ class CaseRegistry:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def boxes_overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two boxes (x1, y1, x2, y2) show the same thing when they intersect over at least a fifth of the
+    smaller one: a pile that grew or a stall that opened its umbrella still overlaps its old box."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return False
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return width * height >= 0.2 * smaller

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -116,4 +118,43 @@ def test_never_two_cases_of_one_type_within_the_radius(tmp_path_factory, sightin
     for i, a in enumerate(positions):
         for b in positions[i + 1 :]:
             assert distance_m(*a, *b) > 50
+    registry.close()
+
+
+def test_fixed_camera_tells_problems_apart_by_where_they_are_in_view(tmp_path: Path) -> None:
+    """A fixed camera places every case at its own position; two piles at either end of the view must
+    stay two cases, and the same pile seen again (grown a little) must update its own case."""
+    registry = CaseRegistry(tmp_path / "cases.sqlite3", remember_days=7)
+    at = datetime(2026, 11, 20, 8, tzinfo=UTC)
+    left, right = np.array([40.0, 500, 240, 700]), np.array([1000.0, 480, 1200, 690])
+    registry.record(make_case("left", 1, 30.27, 120.15, at, at), box=left)
+    later = at + timedelta(hours=1)
+    assert registry.match("garbage_pile", "car", later, 30.27, 120.15, 50, box=right) is None
+    registry.record(make_case("right", 1, 30.27, 120.15, later, later), box=right)
+    grown = left + np.array([-20.0, -30, 30, 0])
+    assert registry.match("garbage_pile", "car", later, 30.27, 120.15, 50, box=grown).case_id == "left"
+    assert registry.match("garbage_pile", "car", later, 30.27, 120.15, 50, box=right + 5).case_id == "right"
+    assert registry.match("garbage_pile", "other-camera", later, 30.27, 120.15, 50, box=right) is None
+    registry.close()
+
+
+def test_registry_from_before_boxes_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "cases.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE known_cases (case_id TEXT PRIMARY KEY, type TEXT NOT NULL, source_id TEXT NOT NULL, "
+        "lat REAL, lon REAL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, revision INTEGER NOT NULL)"
+    )
+    at = datetime(2026, 11, 20, 8, tzinfo=UTC)
+    old.execute(
+        "INSERT INTO known_cases VALUES ('old', 'garbage_pile', 'cam', 30.27, 120.15, ?, ?, 1)",
+        (at.isoformat(), at.isoformat()),
+    )
+    old.commit()
+    old.close()
+    registry = CaseRegistry(path, remember_days=7)
+    box = np.array([10.0, 10, 50, 50])
+    assert registry.match("garbage_pile", "car", at, 30.27, 120.15, 50, box=box).case_id == "old"  # by position
+    registry.record(make_case("old", 2, 30.27, 120.15, at, at + timedelta(hours=1)), box=box)
+    assert registry.match("garbage_pile", "car", at, 30.27, 120.15, 50, box=box + 400) is None  # now by box
     registry.close()
