@@ -98,3 +98,12 @@ def test_a_scenario_names_an_unknown_place(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(ValueError, match=r"segments\[7\]: unknown place 'E'"):
         load_spec(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs" / "scenarios").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_scenarios_load_and_show_held_out_photos_only(path: Path) -> None:
+    need_shared("datasets/garbage-street-cn/train")
+    spec = load_spec(path)
+    for segment in spec.segments:
+        if segment.show != "blank":
+            assert split_side(photo_path(spec.dataset, segment.show).name) == "val"
