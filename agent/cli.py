@@ -170,13 +170,22 @@ def _parser() -> argparse.ArgumentParser:
         help="measure a model on held-out labelled images (precision, recall, mAP) through onnxruntime",
         description="Evaluate an ONNX model on labelled images it never trained on, through the agent's own "
         "onnxruntime path: per-class precision and recall at --conf, mAP@0.5 and mAP@0.5:0.95, a confusion "
-        "matrix and ms per image. --negatives counts detections on footage without targets.",
+        "matrix and ms per image. --negatives counts detections on footage without targets. --scenario "
+        "builds a labelled video and track and runs the whole agent on it: cases raised against cases the "
+        "labels call for, event-level precision and recall.",
     )
-    evaluate.add_argument("--model", type=Path, required=True, help="ONNX model (or builtin:garbage)")
+    evaluate.add_argument(
+        "--model", type=Path, help="ONNX model (or builtin:garbage); with --scenario, default: the config's"
+    )
     evaluate.add_argument("--data", type=Path, help="data.yaml (its val split) or a folder with images/ and labels/")
     evaluate.add_argument("--negatives", type=Path, help="a video without targets: detections per 1000 frames")
     evaluate.add_argument("--conf", type=float, default=0.30, help="operating threshold for P, R and confusion")
     evaluate.add_argument("--threads", type=int, default=1)
+    evaluate.add_argument(
+        "--scenario", type=Path, help="a scenario file (see configs/scenarios/two-passes.yaml): event-level P and R"
+    )
+    evaluate.add_argument("-c", "--config", type=Path, help="with --scenario: rules and detector (default: built-in)")
+    evaluate.add_argument("--out", type=Path, help="with --scenario: keep the video, track and outbox here")
     evaluate.add_argument("--json", type=Path, help="also write the results here")
     evaluate.set_defaults(func=_cmd_eval)
 
@@ -327,9 +336,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from agent.resources import builtin
 
     model = builtin(str(args.model).removeprefix("builtin:")) if str(args.model).startswith("builtin:") else args.model
-    if not args.data and not args.negatives:
-        raise ConfigError("eval: give --data (labelled images) and/or --negatives (a video without targets)")
+    if not args.data and not args.negatives and not args.scenario:
+        raise ConfigError("eval: give --data (labelled images), --negatives (a video without targets) or --scenario")
+    if (args.data or args.negatives) and args.model is None:
+        raise ConfigError("eval: --data and --negatives need --model (an ONNX file or builtin:garbage)")
     results: dict = {}
+    if args.scenario:
+        results["events"] = _eval_scenario(args, model)
     if args.data:
         report = ev.evaluate(model, args.data, args.conf, args.threads)
         ev.print_report(report)
@@ -355,6 +368,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             results["held_out"] = json.loads(ev.report_json(results["held_out"]))
         args.json.write_text(json.dumps(results, indent=2))
     return 0
+
+
+def _eval_scenario(args: argparse.Namespace, model: Path | None) -> dict:
+    import tempfile
+
+    from agent.scenario_eval import evaluate_file, print_events
+
+    base = _load(args.config)
+    if model is not None:
+        base = base.model_copy(update={"detector": base.detector.model_copy(update={"model": model})})
+    with tempfile.TemporaryDirectory(prefix="scenario-") as scratch:
+        try:
+            report, scenario = evaluate_file(args.scenario, base, args.out or Path(scratch))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    print_events(report, scenario)
+    return {"scenario": str(args.scenario), **report.counts()}
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

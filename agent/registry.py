@@ -29,7 +29,9 @@ CREATE TABLE IF NOT EXISTS known_cases (
     first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, revision INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS known_by_type ON known_cases (type, last_seen);
-CREATE TABLE IF NOT EXISTS sightings (sighting_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, revision INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sightings (
+    sighting_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, revision INTEGER NOT NULL, seen TEXT
+);
 """
 
 
@@ -53,6 +55,9 @@ class CaseRegistry:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(known_cases)")}
         if "box" not in columns:  # databases from before fixed cameras matched by box
             self._db.execute("ALTER TABLE known_cases ADD COLUMN box TEXT")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(sightings)")}
+        if "seen" not in columns:  # a registry written before sightings were forgotten by time
+            self._db.execute("ALTER TABLE sightings ADD COLUMN seen TEXT")
 
     def match(
         self,
@@ -121,15 +126,20 @@ class CaseRegistry:
             )
             if sighting_id is not None:
                 self._db.execute(
-                    "INSERT OR IGNORE INTO sightings VALUES (?, ?, ?)", (sighting_id, case.id, case.revision)
+                    "INSERT OR IGNORE INTO sightings VALUES (?, ?, ?, ?)",
+                    (sighting_id, case.id, case.revision, case.last_seen.isoformat()),
                 )
         self.forget_before(case.last_seen - self.remember)  # by footage time: old recordings stay matchable
 
     def forget_before(self, moment: datetime) -> int:
-        """Drop cases last seen before `moment` and their sightings (keeps the tables bounded)."""
+        """Drop cases last seen before `moment`, their sightings, and any sighting from before `moment`
+        (a pile passed every day stays known, but its old sightings would pile up without bound)."""
         with self._lock:
             n = self._db.execute("DELETE FROM known_cases WHERE last_seen < ?", (moment.isoformat(),)).rowcount
-            self._db.execute("DELETE FROM sightings WHERE case_id NOT IN (SELECT case_id FROM known_cases)")
+            self._db.execute(
+                "DELETE FROM sightings WHERE seen < ? OR case_id NOT IN (SELECT case_id FROM known_cases)",
+                (moment.isoformat(),),
+            )
             return n
 
     def __len__(self) -> int:

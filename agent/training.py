@@ -48,6 +48,13 @@ def source_group(image_name: str, block: int) -> str:
     return stem
 
 
+def split_side(image_name: str, val_fraction: float = 0.15, block: int = 40) -> str:
+    """ "val" or "train": the side of the split an image falls on, by a hash of its source group (the same
+    on every machine), so that evaluation elsewhere can pick held-out images without building the tree."""
+    bucket = zlib.crc32(source_group(image_name, block).encode()) % 1000
+    return "val" if bucket < val_fraction * 1000 else "train"
+
+
 def image_folders(dataset_dir: Path) -> list[Path]:
     """The YOLO folders (each with images/ and labels/) in a dataset: the folder itself, or the
     train/valid/test folders of a Roboflow export, pooled because their split is by frame, not by source."""
@@ -84,9 +91,7 @@ def split_by_source(
         for image in sorted((folder / "images").iterdir()):
             if image.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            group = source_group(image.name, block)
-            bucket = zlib.crc32(group.encode()) % 1000
-            side = "val" if bucket < val_fraction * 1000 else "train"
+            side = split_side(image.name, val_fraction, block)
             _link(image, out_dir / side / "images" / image.name)
             label = folder / "labels" / (image.stem + ".txt")
             if label.exists():

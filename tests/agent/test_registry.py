@@ -158,3 +158,21 @@ def test_registry_from_before_boxes_is_upgraded_in_place(tmp_path: Path) -> None
     registry.record(make_case("old", 2, 30.27, 120.15, at, at + timedelta(hours=1)), box=box)
     assert registry.match("garbage_pile", "car", at, 30.27, 120.15, 50, box=box + 400) is None  # now by box
     registry.close()
+
+
+def test_a_registry_from_before_sighting_times_still_opens_and_forgets(tmp_path: Path) -> None:
+    path = tmp_path / "cases.sqlite3"
+    with sqlite3.connect(path) as db:  # the tables as an older agent wrote them
+        db.executescript(
+            "CREATE TABLE known_cases (case_id TEXT PRIMARY KEY, type TEXT NOT NULL, source_id TEXT NOT NULL, "
+            "lat REAL, lon REAL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, revision INTEGER NOT NULL);"
+            "CREATE TABLE sightings (sighting_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, revision INTEGER NOT NULL);"
+        )
+    registry = CaseRegistry(path, remember_days=1)
+    day = datetime(2026, 11, 20, tzinfo=UTC)
+    registry.record(make_case("c1", 1, 30.27, 120.15, day, day), "s1")
+    assert registry.replayed("s1") is not None
+    later = day + timedelta(days=2)
+    registry.record(make_case("c1", 2, 30.27, 120.15, day, later), "s2")  # the same pile, two days on
+    assert registry.replayed("s1") is None and registry.replayed("s2") is not None  # the old sighting is gone
+    registry.close()
