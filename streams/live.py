@@ -23,7 +23,7 @@ from typing import Literal
 
 import av
 
-from streams import StreamError, mask_url
+from streams import PositionFix, StreamError, mask_url
 from streams.health import Backoff, SourceStats, State
 from streams.packets import PacketRing, RingFeeder
 from streams.sampling import Sampler
@@ -58,6 +58,7 @@ class Decoded:
     media_s: float
     mono_s: float
     utc: datetime
+    fix: PositionFix | None = None  # files: the position the sampler saw; cameras look theirs up when taken
 
 
 class LatestSlot:

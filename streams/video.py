@@ -16,9 +16,9 @@ from pathlib import Path
 
 import av
 
-from streams import Frame, PositionFix, StreamError, mask_url
+from streams import Frame, StreamError, mask_url
 from streams.health import Backoff, SourceStats, State
-from streams.live import Decoded, LiveOptions, LiveReader
+from streams.live import Decoded, LatestSlot, LiveOptions, LiveReader
 from streams.packets import PacketRing, RingFeeder
 from streams.sampling import Sampler, TimeSampler
 from streams.track import Positions
@@ -35,8 +35,12 @@ def is_live(url: str) -> bool:
 class VideoSource:
     """Frames sampled at `sample_fps` from a file or a live stream.
 
-    Files are read as fast as possible (or at real time with `realtime=True`) in the caller's
-    thread. Live streams are decoded by a thread of their own (see `streams.live`) that reconnects
+    Files are read as fast as possible in the caller's thread. With `realtime=True` a file plays as a
+    camera would: a thread of its own decodes it, releases each frame at its timestamp and hands over
+    the newest sampled frame only (a slow consumer gets fewer frames, counted in `stats.dropped`, never
+    older ones); `started_mono_s` is the monotonic time at which media time 0 played, so that
+    `time.monotonic() - started_mono_s - frame.media_s` is how far behind the consumer is.
+    Live streams are decoded by a thread of their own (see `streams.live`) that reconnects
     with backoff until `stop` is set; the caller gets the newest sampled frame, never a backlog.
     `live_options` tunes transport, timeouts, watchdog and backoff. `stats` tells the state and
     counters.
@@ -69,6 +73,7 @@ class VideoSource:
         self.packets = packets  # encoded packets for clips; None keeps none
         self.stats = SourceStats()
         self.duration_s: float | None = None
+        self.started_mono_s: float | None = None
         self._index = 0
 
     @property
@@ -79,7 +84,10 @@ class VideoSource:
         """Yield sampled frames until the file ends or `stop` is set."""
         stop = stop or threading.Event()
         if not self.live:
-            yield from self._read_once(stop)
+            if self.realtime:
+                yield from self._paced(stop)
+            else:
+                yield from (self._frame(item) for item in self._read_once(stop))
             self.stats.set_state(State.ENDED)
             return
         reader = LiveReader(
@@ -90,12 +98,49 @@ class VideoSource:
             while not stop.is_set():
                 item = reader.take(0.25)
                 if item is not None:
-                    yield self._live_frame(item)
+                    yield self._frame(item)
         finally:
             reader.stop()
 
-    def _live_frame(self, item: Decoded) -> Frame:
+    def _paced(self, stop: threading.Event) -> Iterator[Frame]:
+        """A file at real time, as a camera: decoded and paced in a thread, newest sampled frame handed over."""
+        slot = LatestSlot()
+        halt, ended = threading.Event(), threading.Event()
+        failed: list[StreamError] = []
+
+        def decode() -> None:
+            try:
+                for item in self._read_once(halt):
+                    if slot.put(item):
+                        self.stats.dropped += 1
+            except StreamError as exc:
+                failed.append(exc)
+            finally:
+                ended.set()
+
+        thread = threading.Thread(target=decode, name=f"decode:{self.source_id}", daemon=True)
+        thread.start()
+        try:
+            while not stop.is_set():
+                item = slot.take(0.25)
+                if item is None and ended.is_set():
+                    item = slot.take(0)  # the last frame may have come between the wait and the check
+                    if item is None:
+                        break
+                if item is not None:
+                    yield self._frame(item)
+        finally:
+            halt.set()
+            thread.join()
+        if failed:
+            raise failed[0]
+
+    def _frame(self, item: Decoded) -> Frame:
+        """The Frame handed to the agent; converted to BGR here, in the consumer's thread."""
         self._index += 1
+        fix = item.fix
+        if fix is None and self.live and self.track:
+            fix = self.track.at(item.media_s, item.utc)
         return Frame(
             source_id=self.source_id,
             index=self._index,
@@ -103,7 +148,7 @@ class VideoSource:
             mono_s=item.mono_s,
             media_s=item.media_s,
             image=item.vframe.to_ndarray(format="bgr24"),
-            fix=self.track.at(item.media_s, item.utc) if self.track else None,
+            fix=fix,
         )
 
     def _open(self) -> av.container.InputContainer:
@@ -114,7 +159,7 @@ class VideoSource:
         except (av.FFmpegError, OSError) as exc:
             raise StreamError(f"{self.source_id}: cannot open {mask_url(self.url)}: {_reason(exc)}") from exc
 
-    def _read_once(self, stop: threading.Event) -> Iterator[Frame]:
+    def _read_once(self, stop: threading.Event) -> Iterator[Decoded]:
         self.stats.set_state(State.CONNECTING, f"opening {self.url}")
         container = self._open()
         try:
@@ -134,9 +179,9 @@ class VideoSource:
         finally:
             container.close()
 
-    def _decode(self, container, stream, start_utc: datetime, stop: threading.Event) -> Iterator[Frame]:
+    def _decode(self, container, stream, start_utc: datetime, stop: threading.Event) -> Iterator[Decoded]:
         first_pts: float | None = None
-        wall_start = time.monotonic()
+        wall_start = self.started_mono_s = time.monotonic()
         feeder = RingFeeder(self.packets, stream) if self.packets is not None else None
         for packet in container.demux(stream):
             if stop.is_set():
@@ -164,22 +209,10 @@ class VideoSource:
                 utc = start_utc + timedelta(seconds=media_s)
                 fix = self.track.at(media_s, utc) if self.track else None
                 if self.sampler.wants(vframe, media_s, fix):
-                    yield self._frame(vframe, media_s, utc, fix)
+                    self.stats.sampled += 1
+                    yield Decoded(vframe, media_s, time.monotonic(), utc, fix)
         if self.stats.bad_packets:
             log.warning("%s: skipped %d corrupt packets", self.source_id, self.stats.bad_packets)
-
-    def _frame(self, vframe: av.VideoFrame, media_s: float, utc: datetime, fix: PositionFix | None) -> Frame:
-        self.stats.sampled += 1
-        self._index += 1
-        return Frame(
-            source_id=self.source_id,
-            index=self._index,
-            utc=utc,
-            mono_s=time.monotonic(),
-            media_s=media_s,
-            image=vframe.to_ndarray(format="bgr24"),
-            fix=fix,
-        )
 
     def _start_time(self, container) -> datetime:
         """When recording began: as given, else container metadata, else the file's mtime minus its duration."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,3 +34,31 @@ def test_a_given_start_time_overrides_the_container(tmp_path: Path) -> None:
     start = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
     frames = list(VideoSource("cam", str(clip), sample_fps=1, start_utc=start).frames())
     assert [f.utc for f in frames] == [start, datetime(2026, 11, 20, 2, 30, 1, tzinfo=UTC)]
+
+
+def test_a_file_at_real_time_plays_as_a_camera(tmp_path: Path) -> None:
+    """Frames are released no sooner than their timestamps, and a slow consumer gets the newest sampled
+    frame, never a backlog: each sampled frame is either taken or counted as dropped."""
+    clip = make_clip(tmp_path / "cam.mp4", seconds=3, size="320x180", rate=10)
+    video = VideoSource("cam", str(clip), sample_fps=5, realtime=True)
+    frames = []
+    for frame in video.frames():
+        frames.append(frame)
+        assert frame.mono_s >= video.started_mono_s + frame.media_s  # not before its time
+        time.sleep(0.5)  # a consumer slower than the 5 frames a second it is offered
+    assert video.stats.decoded == 30 and video.stats.sampled == 15
+    assert video.stats.dropped > 0 and len(frames) + video.stats.dropped == video.stats.sampled
+    media = [f.media_s for f in frames]
+    assert media == sorted(media) and round(media[-1], 2) == 2.8  # the last sampled frame is never lost
+
+
+def test_a_file_at_real_time_stops_when_asked(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "cam.mp4", seconds=10, size="320x180", rate=10)
+    video = VideoSource("cam", str(clip), sample_fps=2, realtime=True)
+    stop = threading.Event()
+    taken = []
+    for frame in video.frames(stop):
+        taken.append(frame.media_s)
+        if frame.media_s >= 1:
+            stop.set()
+    assert taken == [0.0, 0.5, 1.0] and video.stats.decoded < 30  # the decoder thread ended with the consumer
