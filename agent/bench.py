@@ -24,7 +24,9 @@ BASELINE_IMGSZ = 640
 
 
 def make_clip(source: Path, out: Path, height: int, fps: int, kbit: int, seconds: int) -> Path:
-    """A 16:9 H.264 clip at the given size, rate and bitrate, made from `source` with ffmpeg."""
+    """A 16:9 H.264 clip at the given height, rate and bitrate, made from `source` with ffmpeg (scaled to
+    fill the frame and cropped: 1080 gives 1920x1080)."""
+    width = round(height * 16 / 9 / 2) * 2
     if not out.exists():
         subprocess.run(
             [
@@ -39,7 +41,7 @@ def make_clip(source: Path, out: Path, height: int, fps: int, kbit: int, seconds
                 "-t",
                 str(seconds),
                 "-vf",
-                f"scale=-2:{height},pad=ceil(iw/2)*2:ih,fps={fps}",
+                f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height},fps={fps}",
                 "-c:v",
                 "libx264",
                 "-preset",
@@ -153,8 +155,8 @@ def bench(clip: Path | None, model: Path, weights: Path | None, kind: str, sampl
     else:
         base = resources.builtin("sample")
         clips = [
-            make_clip(base, cache / f"sample-1080p25-4M-{seconds}s.mp4", 1080, 25, 4000, seconds),
-            make_clip(base, cache / f"sample-720p25-2M-{seconds}s.mp4", 720, 25, 2000, seconds),
+            make_clip(base, cache / f"sample-1920x1080p25-4M-{seconds}s.mp4", 1080, 25, 4000, seconds),
+            make_clip(base, cache / f"sample-1280x720p25-2M-{seconds}s.mp4", 720, 25, 2000, seconds),
         ]
     for path in clips:
         print(f"\n{path.name}")
