@@ -30,7 +30,7 @@ import numpy as np
 
 from agent import resources
 from agent.bench import make_clip
-from agent.config import AgentConfig
+from agent.config import AgentConfig, SourceConfig, load_config
 from agent.pipeline import Pipeline, state_paths
 from agent.runner import _guarded, check_class_map
 from agent.signing import Signer
@@ -66,10 +66,17 @@ class _Timed:
 
 
 def run_streams(
-    clips: list[Path], model: Path, streams: int, seconds: float, sample_fps: float, first: int = 0, of: int = 0
+    clips: list[Path],
+    model: Path,
+    streams: int,
+    seconds: float,
+    sample_fps: float,
+    first: int = 0,
+    of: int = 0,
+    config_file: Path | None = None,
 ) -> dict:
     """Run `streams` paced sources (numbers `first`.. of `of` in all) in this process for `seconds`; the
-    report as a dict (see the module's docstring)."""
+    report as a dict (see the module's docstring). `config_file`: see `bench_config`."""
     with tempfile.TemporaryDirectory() as tmp:
         sources = [
             {
@@ -81,10 +88,9 @@ def run_streams(
             }
             for i in range(streams)
         ]
-        config = AgentConfig.model_validate(
-            {"agent_id": "bench", "state_dir": tmp, "detector": {"model": str(model)}, "sources": sources}
-        )
-        detector = load_detector(model, config.detector.min_score, config.detector.iou, config.detector.threads)
+        config = bench_config(model, config_file, Path(tmp), sources)
+        cfg = config.detector
+        detector = load_detector(cfg.model, cfg.min_score, cfg.iou, cfg.threads)
         check_class_map(config, detector.class_names)
         outbox_dir, keys_dir = state_paths(config)
         outbox = Outbox(outbox_dir)
@@ -159,6 +165,18 @@ def run_streams(
     }
 
 
+def bench_config(model: Path, config_file: Path | None, state_dir: Path, sources: list[dict]) -> AgentConfig:
+    """The bench's own sources and state folder; the detector, rules and evidence settings of `config_file`
+    when one is given (its sources, inbox and broker are not used), else the defaults with `model`."""
+    if config_file is None:
+        data = {"agent_id": "bench", "state_dir": state_dir, "detector": {"model": model}, "sources": sources}
+        return AgentConfig.model_validate(data)
+    own = [SourceConfig.model_validate(s) for s in sources]
+    return load_config(config_file).model_copy(
+        update={"agent_id": "bench", "state_dir": state_dir, "sources": own, "inbox": None}
+    )
+
+
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -171,7 +189,7 @@ def _p95(values: list[float]) -> float | None:
 def _start_worker(clips: list[Path], model: Path, streams: int, first: int, seconds: float, args) -> subprocess.Popen:
     command = [sys.executable, "-m", "agent.bench_streams", "--model", str(model), "--streams", str(streams)]
     command += ["--first", str(first), "--of", str(args.streams), "--seconds", str(seconds)]
-    command += ["--sample-fps", str(args.sample_fps)]
+    command += ["--sample-fps", str(args.sample_fps), *(["--config", str(args.config)] if args.config else [])]
     command += [*map(str, clips)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -268,10 +286,11 @@ def main() -> None:  # a worker process: prints one JSON line
     parser.add_argument("--streams", type=int, required=True)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--of", type=int, default=0)
+    parser.add_argument("--config", type=Path)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--sample-fps", type=float, required=True)
     a = parser.parse_args()
-    print(json.dumps(run_streams(a.clips, a.model, a.streams, a.seconds, a.sample_fps, a.first, a.of)))
+    print(json.dumps(run_streams(a.clips, a.model, a.streams, a.seconds, a.sample_fps, a.first, a.of, a.config)))
 
 
 if __name__ == "__main__":

@@ -143,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--streams", type=int, default=0, help="instead: N cameras at once, do they keep up (see below)")
     bench.add_argument("--processes", type=int, default=1, help="--streams: split the streams over P processes")
     bench.add_argument("--json", type=Path, help="--streams: also write the report as JSON to this file")
+    bench.add_argument("-c", "--config", type=Path, help="--streams: detector, rules, evidence from this config")
     bench.set_defaults(func=_cmd_bench)
 
     train = sub.add_parser(

@@ -8,6 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from agent.bench_streams import bench_config
 from tests.conftest import REPO, agent_cmd, make_clip
 
 
@@ -37,3 +38,15 @@ def test_two_paced_streams_report_lag_latency_and_memory(tmp_path: Path) -> None
         assert "latency is detection-to-result" in done.stdout
     assert report["cpu_s"] > 0 and report["peak_rss_mb"] > report["rss_1_stream_mb"] > 0
     assert report["rss_per_added_stream_mb"] == report["peak_rss_mb"] - report["rss_1_stream_mb"]
+
+
+def test_a_configuration_gives_its_rules_and_detector_but_not_its_sources(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CAM_PASSWORD", "x")
+    monkeypatch.setenv("MQTT_PASSWORD", "x")
+    clip = make_clip(tmp_path / "cam.mp4", seconds=1)
+    own = [{"id": "cam00", "kind": "fixed", "url": str(clip), "realtime": True}]
+    config = bench_config(Path("unused.onnx"), REPO / "configs" / "fixed-cameras.yaml", tmp_path, own)
+    assert [s.id for s in config.sources] == ["cam00"] and config.sources[0].realtime
+    assert config.state_dir == tmp_path and config.inbox is None
+    assert config.cases.rules["garbage_pile"].min_present_s == 120  # the file's rule, not the default
+    assert config.detector.model.name == "garbage-yolov8n-int8.onnx"
