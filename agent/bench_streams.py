@@ -55,7 +55,8 @@ class _Timed:
         return getattr(self._real, name)
 
     def detect(self, image: np.ndarray):
-        self._local.started, self._local.committed = time.monotonic(), None
+        if getattr(self._local, "started", None) is None:  # the first call for this frame (tiles make more)
+            self._local.started, self._local.committed = time.monotonic(), None
         return self._real.detect(image)
 
     def accept(self, case_id: str, revision: int, case_json: bytes, files: dict[str, bytes]) -> bool:
@@ -111,6 +112,7 @@ def run_streams(
                 times["result"].append(now - local.started)
                 if local.committed is not None:
                     times["outbox"].append(local.committed - local.started)
+                local.started = None
 
             return on_frame
 
@@ -268,7 +270,7 @@ def print_table(run: dict) -> None:
         f"\n{kept} of {run['streams']} streams kept up (lag < {KEPT_UP_LAG_S:g} s) in {wall:.0f} s; "
         f"{run['processes']} process(es), one detector each; {decoded / wall:.0f} frames/s decoded in all"
     )
-    print(f"CPU {100 * run['cpu_s'] / wall:.0f} % (of 100 % per core), peak RSS {run['peak_rss_mb']:.0f} MB", end="")
+    print(f"CPU {100 * run['cpu_s'] / wall:.0f} % (100 % = one core), peak RSS {run['peak_rss_mb']:.0f} MB", end="")
     if run.get("rss_per_added_stream_mb") is not None:
         print(
             f", 1 stream {run['rss_1_stream_mb']:.0f} MB: {run['rss_per_added_stream_mb']:.1f} MB per added stream",
