@@ -31,10 +31,10 @@ import numpy as np
 from agent import resources
 from agent.bench import make_clip
 from agent.config import AgentConfig, SourceConfig, load_config
+from agent.detector_setup import build_detector
 from agent.pipeline import Pipeline, state_paths
 from agent.runner import _guarded, check_class_map
 from agent.signing import Signer
-from detectors.loading import load_detector
 from streams import Frame
 from streams.video import VideoSource
 from uploader import Outbox
@@ -90,8 +90,7 @@ def run_streams(
             for i in range(streams)
         ]
         config = bench_config(model, config_file, Path(tmp), sources)
-        cfg = config.detector
-        detector = load_detector(cfg.model, cfg.min_score, cfg.iou, cfg.threads)
+        detector = build_detector(config.detector)
         check_class_map(config, detector.class_names)
         outbox_dir, keys_dir = state_paths(config)
         outbox = Outbox(outbox_dir)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from agent.bench import add_bench_parser
 from agent.config import AgentConfig, ConfigError, SourceConfig, default_config, load_config, source_id_for
 from agent.logs import setup_logging
 from detectors import ModelError
@@ -112,39 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     receive.add_argument("-c", "--config", type=Path, required=True, help="receiver YAML (see configs/receiver.yaml)")
     receive.set_defaults(func=_cmd_receive)
 
-    bench = sub.add_parser(
-        "bench",
-        help="speed: the agent's pipeline against the plain ultralytics loop, same clip and model",
-        description="Runs, each in its own process and one after the other, (a) the plain loop a user would "
-        "write (cv2.VideoCapture + ultralytics predict on every frame; needs the train extra and .pt weights) "
-        "and (b) the agent's pipeline, on 1080p25 and 720p25 H.264 clips made from the bundled sample (or "
-        "--clip), and prints x real time, frames/s, ms per stage, CPU %, peak memory and the ratio (b)/(a). "
-        "With --streams N: N fixed cameras at once (files played at real time, motion gating, --sample-fps each) "
-        "through the agent's pipeline and outbox, and per stream frames dropped, lag and latency, with CPU and "
-        "memory per added stream (from a 1-stream run first).",
-    )
-    bench.add_argument(
-        "--clip",
-        type=Path,
-        action="append",
-        help="a video to use instead of the generated 1080p and 720p clips (repeat for several; "
-        "--streams cycles through them)",
-    )
-    bench.add_argument("--model", default="builtin:garbage", help="ONNX model for the agent")
-    bench.add_argument(
-        "--weights",
-        type=Path,
-        help="ultralytics .pt weights for the baseline "
-        "(default: models/garbage-yolov8n.pt when ultralytics is installed)",
-    )
-    bench.add_argument("--kind", default="fixed", choices=["vehicle", "fixed", "drone", "bodycam"])
-    bench.add_argument("--sample-fps", type=float, default=1.0, help="detections per second per stream")
-    bench.add_argument("--seconds", type=int, default=30, help="length of the generated clips and of a --streams run")
-    bench.add_argument("--streams", type=int, default=0, help="instead: N cameras at once, do they keep up (see below)")
-    bench.add_argument("--processes", type=int, default=1, help="--streams: split the streams over P processes")
-    bench.add_argument("--json", type=Path, help="--streams: also write the report as JSON to this file")
-    bench.add_argument("-c", "--config", type=Path, help="--streams: detector, rules, evidence from this config")
-    bench.set_defaults(func=_cmd_bench)
+    add_bench_parser(sub)
 
     train = sub.add_parser(
         "train",
@@ -299,28 +268,6 @@ def _cmd_receive(args: argparse.Namespace) -> int:
     stop.wait()
     receiver.stop()
     print(f"{receiver.stored} case(s) stored, {receiver.duplicates} duplicate(s), {receiver.rejected} rejected")
-    return 0
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    import importlib.util
-
-    from agent.bench import bench
-    from agent.resources import builtin
-
-    model = builtin(args.model.removeprefix("builtin:")) if args.model.startswith("builtin:") else Path(args.model)
-    if args.streams:
-        from agent.bench_streams import bench_streams
-
-        bench_streams(args, model)
-        return 0
-    weights = args.weights
-    if weights is None and importlib.util.find_spec("ultralytics"):
-        weights = builtin("garbage-pt")
-    if weights is None:
-        print("(no ultralytics: the baseline is skipped; pip install -e '.[train]' to compare)")
-    for clip in args.clip or [None]:
-        bench(clip, model, weights, args.kind, args.sample_fps, args.seconds)
     return 0
 
 
