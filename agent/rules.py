@@ -16,6 +16,7 @@ checks saw.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ class Sighting:
     def score_mean(self) -> float:
         return self.score_sum / self.frames
 
+
+_NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
 
 RuleFor = Callable[[str, datetime], RuleConfig]  # (case type, frame time) -> the rule in force then
 
@@ -122,6 +125,7 @@ class PersistenceRule:
             stationary = self._fixed and rule.max_shift is not None
             shift = _shift(state, rule, detections) if stationary else 0.0
             state.hits.append(_hit(state.hits, rule, frame, detections, score))
+            _release_images(state.hits)
             presence = _present(state, frame.utc, score, state.hits[-1].box)
             presence.shift = max(presence.shift, shift)
             if len(state.hits) < rule.min_detections:
@@ -159,7 +163,7 @@ class PersistenceRule:
 
 
 def _confirm(case_type: str, hits: deque[_Hit], track_ids: tuple[int, ...]) -> Sighting:
-    best = max(hits, key=lambda h: h.score)
+    best = max((h for h in hits if h.frame.image.size), key=lambda h: h.score)
     scores = [h.score for h in hits]
     return Sighting(
         case_type=case_type,
@@ -190,6 +194,16 @@ def _hit(hits: deque[_Hit], rule: RuleConfig, frame: Frame, detections: Detectio
             if track_id >= 0:
                 tracks[track_id] = max(box_score, tracks.get(track_id, 0.0))
     return _Hit(frame.utc, score, frame, detections, box, change, tracks)
+
+
+def _release_images(hits: deque[_Hit]) -> None:
+    """Keep the pixels of the best hit (the evidence) and the latest (the next motion check) only: a
+    30 s window of full 1080p frames would hold over 100 MB per camera. (When the best leaves the
+    window, the evidence is the best of those still holding pixels.)"""
+    best = max((i for i in range(len(hits)) if hits[i].frame.image.size), key=lambda i: hits[i].score)
+    for i in range(len(hits) - 1):
+        if i != best and hits[i].frame.image.size:
+            hits[i] = hits[i]._replace(frame=dataclasses.replace(hits[i].frame, image=_NO_IMAGE))
 
 
 def _tracks(hits: deque[_Hit], rule: RuleConfig) -> tuple[int, ...]:

@@ -231,3 +231,20 @@ def test_profile_chosen_by_local_date(utc: datetime, season: str) -> None:
 )
 def test_winter_profile_in_the_rule(start_utc: datetime, seconds: float, expected: int) -> None:
     assert len(feed(rule_with(WINTER), "street_vending", start_utc, seconds)) == expected
+
+
+def test_a_long_window_holds_the_pixels_of_two_frames_only() -> None:
+    """A fixed camera waiting 2 minutes for presence keeps every hit of its window, but only the best
+    (the evidence) and the latest (the next motion check) keep their image: 1080p frames are 6 MB each."""
+    rule = rule_with(
+        {"rules": {"garbage_pile": {"min_detections": 200, "window_s": 60, "min_present_s": 120}}}, "fixed"
+    )
+    start = datetime(2026, 7, 1, 4, 0, tzinfo=UTC)
+    for i in range(40):
+        image = np.full((108, 192, 3), i, np.uint8)
+        score = 0.95 if i == 7 else 0.6
+        assert rule.update(frame(start + timedelta(seconds=i), image), {"garbage_pile": detections(score=score)}) == []
+    hits = rule._states["garbage_pile"].hits
+    assert len(hits) == 40
+    holding = [int(h.frame.image[0, 0, 0]) for h in hits if h.frame.image.size]
+    assert holding == [7, 39]
