@@ -98,7 +98,9 @@ class SourceConfig(_Strict):
         default=None, description="files: when recording began (ISO 8601 with zone), if the file's own time is wrong"
     )
     keyframes_only: bool = Field(
-        default=False, description="files: decode keyframes only, many times faster when sampling is sparse"
+        default=False,
+        description="decode keyframes only, many times cheaper: files sampled sparsely, or cameras whose "
+        "keyframe interval is about the detection interval (the motion gate then sees one frame per keyframe)",
     )
     zones: list[ZoneConfig] = Field(
         default_factory=list, description="with zones, only boxes whose bottom centre lies in one count"

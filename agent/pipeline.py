@@ -97,6 +97,7 @@ class Pipeline:
                 transport=source.rtsp_transport,
                 stall_s=source.stall_s,
                 backoff_cap_s=source.reconnect_cap_s,
+                keyframes_only=source.keyframes_only,
             ),
             sampler=sampler_for(source),
             keyframes_only=source.keyframes_only,

@@ -18,7 +18,7 @@ import av
 
 from streams import Frame, StreamError, mask_url
 from streams.health import Backoff, SourceStats, State
-from streams.live import Decoded, LatestSlot, LiveOptions, LiveReader
+from streams.live import Decoded, LatestSlot, LiveOptions, LiveReader, tune_decoder
 from streams.packets import PacketRing, RingFeeder
 from streams.sampling import Sampler, TimeSampler
 from streams.track import Positions
@@ -68,7 +68,7 @@ class VideoSource:
         self.realtime = realtime
         self.live_options = live_options or LiveOptions()
         self.sampler = sampler or TimeSampler(sample_fps)
-        self.keyframes_only = keyframes_only  # files: decode keyframes only (sparse batch sampling)
+        self.keyframes_only = keyframes_only  # files: decode keyframes only (cameras: live_options)
         self.start_utc = start_utc  # files: when recording began, when the container does not say (or is wrong)
         self.packets = packets  # encoded packets for clips; None keeps none
         self.stats = SourceStats()
@@ -166,9 +166,7 @@ class VideoSource:
             if not container.streams.video:
                 raise StreamError(f"{self.source_id}: {mask_url(self.url)} has no video stream")
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            if self.keyframes_only:
-                stream.codec_context.skip_frame = "NONKEY"
+            tune_decoder(stream, one_thread=self.realtime, keyframes_only=self.keyframes_only)
             if stream.duration and stream.time_base:
                 self.duration_s = float(stream.duration * stream.time_base)
             elif container.duration:

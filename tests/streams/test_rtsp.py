@@ -169,3 +169,18 @@ def test_slow_consumer_sees_recent_frames_and_bounded_memory(rtsp_server: RtspSe
     # 15 fps for 2 s per frame: about 29 frames are dropped per frame taken, none piled up
     assert dropped >= 4 * 20
     assert rss_end - rss_start < 30, (rss_start, rss_end)
+
+
+def test_a_camera_decoded_keyframes_only_yields_one_frame_per_keyframe(rtsp_server: RtspServer) -> None:
+    """The test server sends 15 fps with a keyframe every 15 frames: keyframes-only decoding hands over
+    about one frame a second, a second apart, and decodes nothing else."""
+    source = VideoSource("cam", rtsp_server.url, 15, live_options=LiveOptions(keyframes_only=True))
+    consumer = Consumer(source).start()
+    try:
+        assert wait_until(lambda: len(consumer.seen) >= 4, 15), f"{len(consumer.seen)} frames; {source.stats}"
+    finally:
+        consumer.close()
+    seen = list(consumer.seen)
+    steps = [b.media_s - a.media_s for a, b in itertools.pairwise(seen)]
+    assert all(step == pytest.approx(1.0, abs=0.1) for step in steps), steps
+    assert source.stats.decoded <= len(seen) + 1  # every decoded frame was a keyframe handed over
