@@ -224,6 +224,11 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--processes", type=int, default=1, help="--streams: split the streams over P processes")
     bench.add_argument("--json", type=Path, help="--streams: also write the report as JSON to this file")
     bench.add_argument("-c", "--config", type=Path, help="--streams: detector, rules, evidence from this config")
+    bench.add_argument(
+        "--keyframes-only",
+        action="store_true",
+        help="--streams: the cameras decode keyframes only (sources[].keyframes_only)",
+    )
     bench.set_defaults(func=_command)
 
 

@@ -75,6 +75,7 @@ def run_streams(
     first: int = 0,
     of: int = 0,
     config_file: Path | None = None,
+    keyframes_only: bool = False,
 ) -> dict:
     """Run `streams` paced sources (numbers `first`.. of `of` in all) in this process for `seconds`; the
     report as a dict (see the module's docstring). `config_file`: see `bench_config`."""
@@ -86,6 +87,7 @@ def run_streams(
                 "url": str(clips[(first + i) % len(clips)]),
                 "sample_fps": sample_fps,
                 "realtime": True,
+                "keyframes_only": keyframes_only,
             }
             for i in range(streams)
         ]
@@ -191,6 +193,7 @@ def _start_worker(clips: list[Path], model: Path, streams: int, first: int, seco
     command = [sys.executable, "-m", "agent.bench_streams", "--model", str(model), "--streams", str(streams)]
     command += ["--first", str(first), "--of", str(args.streams), "--seconds", str(seconds)]
     command += ["--sample-fps", str(args.sample_fps), *(["--config", str(args.config)] if args.config else [])]
+    command += ["--keyframes-only"] if args.keyframes_only else []
     command += [*map(str, clips)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -290,8 +293,12 @@ def main() -> None:  # a worker process: prints one JSON line
     parser.add_argument("--config", type=Path)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--sample-fps", type=float, required=True)
+    parser.add_argument("--keyframes-only", action="store_true")
     a = parser.parse_args()
-    print(json.dumps(run_streams(a.clips, a.model, a.streams, a.seconds, a.sample_fps, a.first, a.of, a.config)))
+    report = run_streams(
+        a.clips, a.model, a.streams, a.seconds, a.sample_fps, a.first, a.of, a.config, a.keyframes_only
+    )
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":
