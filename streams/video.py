@@ -8,6 +8,7 @@ frames that are converted to BGR only when the agent will look at them.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -87,7 +88,7 @@ class VideoSource:
             if self.realtime:
                 yield from self._paced(stop)
             else:
-                yield from (self._frame(item) for item in self._read_once(stop))
+                yield from self._read_ahead(stop)
             self.stats.set_state(State.ENDED)
             return
         reader = LiveReader(
@@ -129,6 +130,46 @@ class VideoSource:
                         break
                 if item is not None:
                     yield self._frame(item)
+        finally:
+            halt.set()
+            thread.join()
+        if failed:
+            raise failed[0]
+
+    def _read_ahead(self, stop: threading.Event, depth: int = 3) -> Iterator[Frame]:
+        """A file as fast as possible: decoded and converted to BGR in a thread a few frames ahead, so that
+        decoding the next frame overlaps detecting on this one (PyAV and onnxruntime release the GIL)."""
+        ready: queue.Queue[Frame | None] = queue.Queue(maxsize=depth)
+        halt = threading.Event()
+        failed: list[Exception] = []  # raised again here, in the consumer's thread
+
+        def put(item: Frame | None) -> bool:
+            while not halt.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def decode() -> None:
+            try:
+                for item in self._read_once(halt):
+                    if not put(self._frame(item)):
+                        return
+            except Exception as exc:  # handed to the consumer, which raises it
+                failed.append(exc)
+            finally:
+                put(None)
+
+        thread = threading.Thread(target=decode, name=f"decode:{self.source_id}", daemon=True)
+        thread.start()
+        try:
+            while not stop.is_set():
+                frame = ready.get()
+                if frame is None:
+                    break
+                yield frame
         finally:
             halt.set()
             thread.join()

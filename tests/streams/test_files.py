@@ -62,3 +62,15 @@ def test_a_file_at_real_time_stops_when_asked(tmp_path: Path) -> None:
         if frame.media_s >= 1:
             stop.set()
     assert taken == [0.0, 0.5, 1.0] and video.stats.decoded < 30  # the decoder thread ended with the consumer
+
+
+def test_a_file_read_ahead_stops_cleanly_when_the_consumer_stops(tmp_path: Path) -> None:
+    """Batch files decode a few frames ahead in a thread; a consumer that stops early (Ctrl-C, an error
+    downstream) must not leave that thread blocked on a full queue."""
+    clip = make_clip(tmp_path / "clip.mp4", seconds=4, rate=10)
+    video = VideoSource("cam", str(clip), sample_fps=10)
+    frames = video.frames()
+    assert [next(frames).index for _ in range(2)] == [1, 2]
+    frames.close()  # the generator's finally joins the decoder thread
+    assert not [t for t in threading.enumerate() if t.name == "decode:cam"]
+    assert [f.index for f in VideoSource("cam", str(clip), sample_fps=10).frames()] == list(range(1, 41))
