@@ -20,9 +20,11 @@ EPILOG = """\
 examples:
   edge-agent run                          the built-in demo: sample clip, bundled model, ./edge-agent-data
   edge-agent run -c configs/fixed-cameras.yaml
-  edge-agent process flight.mp4 --telemetry flight.SRT --kind drone -c configs/drone-footage.yaml
+  edge-agent process flight.mp4 --telemetry flight.SRT --kind drone -c configs/drone-vendors.yaml
   edge-agent check-config configs/vehicle-4g.yaml
   edge-agent verify edge-agent-data/outbox
+  edge-agent eval --scenario configs/scenarios/two-passes.yaml   cases raised vs expected (needs ../shared)
+  edge-agent bench --streams 12 --seconds 300                     do 12 cameras keep up on this box?
 """
 
 

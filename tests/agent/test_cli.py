@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -190,3 +191,10 @@ def test_footage_whose_codec_mp4_cannot_hold_still_makes_cases(tmp_path: Path) -
     assert "vtest" in done.stdout  # the source's row is in the summary
     if "case(s)" in done.stdout and not done.stdout.count(" 0 case(s)"):
         assert "no clip ('mp4' format does not support 'msmpeg4' codec)" in done.stderr
+
+
+def test_every_file_the_help_names_exists(tmp_path: Path) -> None:
+    """The examples in --help are what users copy first: the configuration files they name must exist."""
+    done = run_cli("--help", cwd=tmp_path)
+    named = set(re.findall(r"configs/[\w./-]+\.yaml", done.stdout))
+    assert named and all((REPO / path).is_file() for path in named), named
