@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from detectors import Detections
+from detectors.metrics import box_iou
 
 _FLOW_WIDTH_PX = 320  # optical flow runs on a grey copy this wide: ~1 ms, and enough for a global motion
 _MIN_POINTS = 8  # fewer tracked corners than this: no estimate (identity)
@@ -80,17 +81,6 @@ def track_shift(track: Track) -> float:
     centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2
     spread = float(np.linalg.norm(centres.max(axis=0) - centres.min(axis=0)))
     return spread / float(np.sqrt((wh[:, 0] * wh[:, 1]).mean()))
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in `a` (N, 4) with every box in `b` (M, 4), xyxy: an (N, M) matrix."""
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
 def warp_boxes(xyxy: np.ndarray, affine: np.ndarray) -> np.ndarray:

@@ -15,8 +15,9 @@ import pytest
 
 from agent.config import CasesConfig
 from agent.rules import PersistenceRule
-from agent.tracking import CameraMotion, Tracker, box_iou, track_shift, warp_boxes
+from agent.tracking import CameraMotion, Tracker, track_shift, warp_boxes
 from detectors import Detections
+from detectors.metrics import box_iou
 from streams import Frame
 from tests.conftest import need_shared
 
