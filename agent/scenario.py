@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -172,7 +172,7 @@ def build(spec: ScenarioSpec, out_dir: Path) -> Scenario:
         shown.append(Shown(i, segment.show, clock, clock + segment.seconds, start_en, end_en, xyxy, cls))
         clock += segment.seconds
     video = out_dir / "scenario.mp4"
-    _encode(video, _frames(spec, rng), spec)
+    encode_h264(video, _frames(spec, rng), spec.size, spec.fps, spec.start)
     track = None
     if spec.kind != "fixed":
         track = out_dir / "scenario.nmea"
@@ -211,12 +211,17 @@ def _frames(spec: ScenarioSpec, rng: np.random.Generator) -> Iterator[np.ndarray
             yield shake(base, rng, spec.jitter_px, spec.jitter_scale)
 
 
-def _encode(path: Path, frames: Iterator[np.ndarray], spec: ScenarioSpec) -> None:
-    width, height = spec.size
-    creation = spec.start.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def encode_h264(
+    path: Path, frames: Iterable[np.ndarray], size: tuple[int, int], fps: int, start: datetime | None = None
+) -> None:
+    """BGR frames of `size` (width, height) -> an H.264 file with ffmpeg (a keyframe a second, no B-frames);
+    `start` becomes the file's creation_time."""
+    width, height = size
     command = ["ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24"]
-    command += ["-s", f"{width}x{height}", "-r", str(spec.fps), "-i", "-", "-c:v", "libx264", "-preset", "veryfast"]
-    command += ["-g", str(spec.fps), "-bf", "0", "-pix_fmt", "yuv420p", "-metadata", f"creation_time={creation}"]
+    command += ["-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-c:v", "libx264", "-preset", "veryfast"]
+    command += ["-g", str(fps), "-bf", "0", "-pix_fmt", "yuv420p"]
+    if start is not None:
+        command += ["-metadata", f"creation_time={start.astimezone(UTC).isoformat().replace('+00:00', 'Z')}"]
     ffmpeg = subprocess.Popen([*command, str(path)], stdin=subprocess.PIPE)
     assert ffmpeg.stdin is not None
     try:

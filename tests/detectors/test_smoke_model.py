@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import cv2
@@ -20,6 +19,7 @@ import yaml
 
 from agent.evaluate import evaluate
 from agent.resources import builtin
+from agent.scenario import encode_h264
 from agent.training import split_by_source
 from detectors.onnx_yolo import OnnxYoloDetector
 from tests.agent.test_cli import run_cli
@@ -42,15 +42,10 @@ def test_smoke_accuracy_on_held_out_clips_meets_the_target(held_out: Path) -> No
 
 
 def _encode(frames: list[np.ndarray], path: Path, seconds_per_frame: float, fps: int = 10) -> Path:
-    """Raw BGR frames -> H.264 with ffmpeg, each frame held for `seconds_per_frame`."""
-    height, width = frames[0].shape[:2]
-    command = [
-        "ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}",
-        "-r", str(fps), "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", str(fps), str(path),
-    ]  # fmt: skip
+    """Each frame held for `seconds_per_frame`, encoded to H.264 with ffmpeg."""
     repeat = round(seconds_per_frame * fps)
-    data = b"".join(frame.tobytes() for frame in frames for _ in range(repeat))
-    subprocess.run(command, input=data, check=True)
+    height, width = frames[0].shape[:2]
+    encode_h264(path, (frame for frame in frames for _ in range(repeat)), (width, height), fps)
     return path
 
 
