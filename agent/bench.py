@@ -125,8 +125,14 @@ def run_agent(clip: Path, model: Path, kind: str, sample_fps: float) -> dict:
     )
 
 
-def _report(name: str, decoded: int, analysed: int, detections: int, video_s: float, wall: float, stages) -> dict:
+def process_usage() -> tuple[float, float]:
+    """(CPU seconds so far, peak RSS in MB) of this process."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def _report(name: str, decoded: int, analysed: int, detections: int, video_s: float, wall: float, stages) -> dict:
+    cpu_s, peak_rss_mb = process_usage()
     return {
         "name": name,
         "decoded": decoded,
@@ -134,8 +140,8 @@ def _report(name: str, decoded: int, analysed: int, detections: int, video_s: fl
         "detections": detections,
         "video_s": video_s,
         "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "cpu_s": cpu_s,
+        "peak_rss_mb": peak_rss_mb,
         "stage_ms_per_analysed_frame": {k: 1000 * v / max(analysed, 1) for k, v in stages.items()},
     }
 

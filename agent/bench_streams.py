@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from agent import resources
-from agent.bench import make_clip
+from agent.bench import make_clip, process_usage
 from agent.config import AgentConfig, SourceConfig, load_config
 from agent.detector_setup import build_detector
 from agent.pipeline import Pipeline, state_paths
@@ -129,7 +128,7 @@ def run_streams(
             threading.Thread(target=run_one, args=(i, s), name=f"source:{s.id}", daemon=True)
             for i, s in enumerate(config.sources)
         ]
-        started, cpu_before = time.monotonic(), _cpu_s()
+        started, cpu_before = time.monotonic(), process_usage()[0]
         for t in threads:
             t.start()
         timer = threading.Timer(seconds + period_s, stop.set)
@@ -137,7 +136,7 @@ def run_streams(
         for t in threads:
             t.join()
         timer.cancel()
-        wall, cpu = time.monotonic() - started, _cpu_s() - cpu_before
+        wall, cpu = time.monotonic() - started, process_usage()[0] - cpu_before
         outbox.close()
     rows = []
     for s in sorted(summaries, key=lambda s: s.source_id):
@@ -163,7 +162,7 @@ def run_streams(
         "streams": streams,
         "wall_s": wall,
         "cpu_s": cpu,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": process_usage()[1],
         "rows": rows,
     }
 
@@ -178,11 +177,6 @@ def bench_config(model: Path, config_file: Path | None, state_dir: Path, sources
     return load_config(config_file).model_copy(
         update={"agent_id": "bench", "state_dir": state_dir, "sources": own, "inbox": None}
     )
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _p95(values: list[float]) -> float | None:
