@@ -137,8 +137,9 @@ class Pipeline:
                 sightings = rule.update(frame, by_type)
                 t_rules = time.perf_counter()
                 for sighting in sightings:
-                    tracks = tracker.summaries(sighting.track_ids)
-                    case, files = self.accept(source, sighting, {"tracks": tracks} if tracks else None)
+                    if tracks := tracker.summaries(sighting.track_ids):
+                        sighting.explanation["tracks"] = tracks
+                    case, files = self.accept(source, sighting)
                     clips.add(case, files, frame.media_s)
                     summary.cases += 1
                     summary.case_ids.append(case.id)
@@ -171,9 +172,7 @@ class Pipeline:
         types = self._class_to_type[detections.class_id]
         return self.colocator.add_groups({t: detections[types == t] for t in set(types) if t}, detections)
 
-    def accept(
-        self, source: SourceConfig, sighting: Sighting, explanation: dict | None = None
-    ) -> tuple[Case, dict[str, bytes]]:
+    def accept(self, source: SourceConfig, sighting: Sighting) -> tuple[Case, dict[str, bytes]]:
         """Build the evidence and the signed case record and store both durably in the outbox; returns the
         case and its evidence files (the clip's revision carries them again)."""
         cfg = self.config
@@ -209,9 +208,7 @@ class Pipeline:
                 EvidenceFile(name, "image/jpeg", hashlib.sha256(data).hexdigest(), len(data))
                 for name, data in files.items()
             ),
-            explanation=self.colocator.explain(sighting.case_type, sighting.best_detections)
-            | sighting.explanation
-            | (explanation or {}),
+            explanation=self.colocator.explain(sighting.case_type, sighting.best_detections) | sighting.explanation,
         )
         self.store(source, case, files, sighting_id, fixed_box)
         return case, files
