@@ -138,19 +138,25 @@ def test_fixed_camera_tells_problems_apart_by_where_they_are_in_view(tmp_path: P
     registry.close()
 
 
+def first_registry(path: Path) -> sqlite3.Connection:
+    """The registry's tables as the first agent wrote them (no sighting times, no boxes)."""
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE known_cases (case_id TEXT PRIMARY KEY, type TEXT NOT NULL, source_id TEXT NOT NULL, "
+        "lat REAL, lon REAL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, revision INTEGER NOT NULL);"
+        "CREATE TABLE sightings (sighting_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, revision INTEGER NOT NULL);"
+    )
+    return db
+
+
 def test_registry_from_before_boxes_is_upgraded_in_place(tmp_path: Path) -> None:
     path = tmp_path / "cases.sqlite3"
-    old = sqlite3.connect(path)
-    old.execute(
-        "CREATE TABLE known_cases (case_id TEXT PRIMARY KEY, type TEXT NOT NULL, source_id TEXT NOT NULL, "
-        "lat REAL, lon REAL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, revision INTEGER NOT NULL)"
-    )
     at = datetime(2026, 11, 20, 8, tzinfo=UTC)
-    old.execute(
-        "INSERT INTO known_cases VALUES ('old', 'garbage_pile', 'cam', 30.27, 120.15, ?, ?, 1)",
-        (at.isoformat(), at.isoformat()),
-    )
-    old.commit()
+    with first_registry(path) as old:
+        old.execute(
+            "INSERT INTO known_cases VALUES ('old', 'garbage_pile', 'cam', 30.27, 120.15, ?, ?, 1)",
+            (at.isoformat(), at.isoformat()),
+        )
     old.close()
     registry = CaseRegistry(path, remember_days=7)
     box = np.array([10.0, 10, 50, 50])
@@ -162,12 +168,7 @@ def test_registry_from_before_boxes_is_upgraded_in_place(tmp_path: Path) -> None
 
 def test_a_registry_from_before_sighting_times_still_opens_and_forgets(tmp_path: Path) -> None:
     path = tmp_path / "cases.sqlite3"
-    with sqlite3.connect(path) as db:  # the tables as an older agent wrote them
-        db.executescript(
-            "CREATE TABLE known_cases (case_id TEXT PRIMARY KEY, type TEXT NOT NULL, source_id TEXT NOT NULL, "
-            "lat REAL, lon REAL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, revision INTEGER NOT NULL);"
-            "CREATE TABLE sightings (sighting_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, revision INTEGER NOT NULL);"
-        )
+    first_registry(path).close()
     registry = CaseRegistry(path, remember_days=1)
     day = datetime(2026, 11, 20, tzinfo=UTC)
     registry.record(make_case("c1", 1, 30.27, 120.15, day, day), "s1")
