@@ -9,9 +9,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from agent.bench import add_bench_parser
 from agent.config import AgentConfig, ConfigError, SourceConfig, default_config, load_config, source_id_for
 from agent.logs import setup_logging
+from agent.tools.bench import add_bench_parser
 from detectors import ModelError
 
 log = logging.getLogger("agent")
@@ -240,7 +240,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from agent.verify import find_key, verify_path
+    from agent.evidence.verify import find_key, verify_path
 
     if args.print_key:
         key = args.key or find_key(args.path)
@@ -259,7 +259,8 @@ def _cmd_receive(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from agent.receiver import Receiver, load_receiver_config
+    from agent.config import load_receiver_config
+    from cityplatform.receiver import Receiver
 
     receiver = Receiver(load_receiver_config(args.config))
     stop = threading.Event()
@@ -274,7 +275,7 @@ def _cmd_receive(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from agent.training import split_by_source, train
+    from agent.tools.training import split_by_source, train
 
     try:
         split = split_by_source(
@@ -300,8 +301,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from agent import evaluate as ev
-    from agent.resources import builtin
+    from agent.config.resources import builtin
+    from agent.tools import evaluate as ev
 
     model = builtin(str(args.model).removeprefix("builtin:")) if str(args.model).startswith("builtin:") else args.model
     if not args.data and not args.negatives and not args.scenario:
@@ -341,7 +342,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _eval_scenario(args: argparse.Namespace, model: Path | None) -> dict:
     import tempfile
 
-    from agent.scenario_eval import evaluate_file, print_events
+    from agent.tools.scenario_eval import evaluate_file, print_events
 
     base = _load(args.config)
     if model is not None:
@@ -356,7 +357,7 @@ def _eval_scenario(args: argparse.Namespace, model: Path | None) -> dict:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from agent.training import export_onnx
+    from agent.tools.training import export_onnx
 
     try:
         height, width = (int(v) for v in args.imgsz.lower().split("x"))
@@ -365,7 +366,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {export_onnx(args.weights, (height, width), args.out)}")
     if args.int8:
-        from agent.training import quantize_int8
+        from agent.tools.training import quantize_int8
 
         int8_path = args.out.with_name(args.out.stem + "-int8.onnx")
         print(f"wrote {quantize_int8(args.out, args.int8, int8_path)}")

@@ -21,13 +21,12 @@ import jsonschema
 import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent import resources
-from agent.config import MqttConfig
-from agent.config_loading import parse_model
-from agent.signing import verify_record
-from uploader.connection import Connection
-from uploader.files import write_atomic
-from uploader.protocol import Chunk, Topics, make_ack
+from protocol import CASE_SCHEMA
+from protocol.broker import MqttConfig
+from protocol.connection import Connection
+from protocol.files import write_atomic
+from protocol.messages import Chunk, Topics, make_ack
+from protocol.signing import verify_record
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +51,6 @@ class ReceiverConfig(BaseModel):
     keys_dir: Path | None = Field(default=None, description="trusted agent keys, <agent_id>.pem; else first seen")
 
 
-def load_receiver_config(path: Path) -> ReceiverConfig:
-    config = parse_model(ReceiverConfig, path.read_text(encoding="utf-8"), path.resolve().parent, str(path))
-    if not config.store_dir.is_absolute():
-        config = config.model_copy(update={"store_dir": path.resolve().parent / config.store_dir})
-    return config
-
-
 class Receiver:
     """Stores what agents send, exactly once, and acknowledges it."""
 
@@ -75,7 +67,7 @@ class Receiver:
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._keys: dict[str, bytes] = {}
-        self._validator = jsonschema.Draft202012Validator(json.loads(resources.CASE_SCHEMA.read_text()))
+        self._validator = jsonschema.Draft202012Validator(json.loads(CASE_SCHEMA.read_text()))
         self.stored = self.duplicates = self.rejected = 0
         settings = config.mqtt.settings(config.client_id)
         self.connection = Connection(

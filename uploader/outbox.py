@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from uploader.files import fsync_dir, write_atomic
-from uploader.protocol import chunk_count
+from protocol.files import fsync_dir, write_atomic
+from protocol.messages import chunk_count
 from uploader.quota import enforce_quota
 
 log = logging.getLogger(__name__)

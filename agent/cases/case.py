@@ -7,31 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.geo import wgs84_to_gcj02
+from agent.geo.earth import Location
 
 SCHEMA_VERSION = "1.1"  # 1.1: optional `explanation`
 _CASE_NAMESPACE = uuid.UUID("5d1f0c36-1f3e-4d0a-9c1e-6a6b2f7e9a10")
-
-
-@dataclass(frozen=True)
-class Location:
-    """Where the problem is, WGS-84, with how it was worked out and how far off it may be."""
-
-    lat: float
-    lon: float
-    accuracy_m: float | None
-    method: str
-
-    def to_record(self) -> dict[str, Any]:
-        g_lat, g_lon = wgs84_to_gcj02(self.lat, self.lon)
-        return {
-            "lat": round(self.lat, 7),
-            "lon": round(self.lon, 7),
-            "crs": "WGS84",
-            "gcj02": {"lat": round(g_lat, 7), "lon": round(g_lon, 7)},
-            "accuracy_m": None if self.accuracy_m is None else round(self.accuracy_m, 1),
-            "method": self.method,
-        }
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent.rules_config import ColocatedConfig
+from agent.config.rules import ColocatedConfig
 from detectors import Detections
 
 _JOIN = "+"  # between member class names in a group's label

@@ -14,9 +14,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from agent.cases import Location
 from agent.config import ReferencePoint, SourceConfig
-from agent.geometry import Camera, Homography, Pose, offset, pixel_to_ground, ray_cast_error_m
+from agent.geo.earth import Location
+from agent.geo.geometry import Camera, Homography, Pose, offset, pixel_to_ground, ray_cast_error_m
 from streams import Frame, PositionFix
 
 GPS_DEFAULT_ACCURACY_M = 10.0  # a receiver that reports no accuracy

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from agent.cases.locate import locate
 from agent.config import SourceConfig
-from agent.locate import locate
-from agent.polygons import pixel_polygon, read_polygon_features
+from agent.geo.polygons import pixel_polygon, read_polygon_features
 from detectors import Detections
 from streams import Frame
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.cases import Case
-from agent.geo import distance_m
+from agent.cases.case import Case
+from agent.geo.earth import distance_m
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS known_cases (

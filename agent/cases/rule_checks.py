@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agent.rules_config import RuleConfig
+from agent.config.rules import RuleConfig
 from detectors import Detections
 from streams import Frame
 

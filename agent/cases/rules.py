@@ -25,9 +25,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from agent.geo import distance_m
-from agent.rule_checks import best_box, box_shift, boxes_change, pixel_change
-from agent.rules_config import RuleConfig
+from agent.cases.rule_checks import best_box, box_shift, boxes_change, pixel_change
+from agent.config.rules import RuleConfig
+from agent.geo.earth import distance_m
 from detectors import Detections
 from streams import Frame
 

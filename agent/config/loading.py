@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from agent import resources
+from agent.config import resources
 from streams.video import is_live, mask_url
 
 Model = TypeVar("Model", bound=BaseModel)

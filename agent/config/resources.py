@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_AGENT_DIR = Path(__file__).resolve().parent
-_ROOT = _AGENT_DIR.parent
+from protocol import CASE_SCHEMA  # noqa: F401 - the case schema is the protocol's; named here with the rest
 
-DEFAULT_CONFIG = _AGENT_DIR / "default.yaml"
-CASE_SCHEMA = _AGENT_DIR / "schemas" / "case-v1.schema.json"
+_CONFIG_DIR = Path(__file__).resolve().parent
+_ROOT = _CONFIG_DIR.parents[1]
+
+DEFAULT_CONFIG = _CONFIG_DIR / "default.yaml"
 
 _BUILTINS = {
     "sample": _ROOT / "samples" / "street-garbage.mp4",

@@ -239,7 +239,7 @@ class CasesConfig(_Strict):
         default_factory=list, description="seasons [{name, from, to, rules}]; the first covering the date applies"
     )
     colocated: list[ColocatedConfig] = Field(
-        default_factory=list, description="case types raised by groups of co-located boxes (agent.colocated)"
+        default_factory=list, description="case types raised by groups of co-located boxes (agent.cases.colocated)"
     )
 
     @field_validator("timezone")

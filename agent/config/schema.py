@@ -8,15 +8,14 @@ secrets stay out of the file. Relative paths are relative to the configuration f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from agent import resources
-from agent.config_loading import ConfigError, parse_model
-from agent.grid import DEFAULT_FIELDS, GridIndex
-from agent.rules_config import CasesConfig, CaseType, RuleConfig
-from agent.source_config import (  # noqa: F401 - re-exported: the configuration's public names
+from agent.config import resources
+from agent.config.loading import ConfigError, parse_model
+from agent.config.rules import CasesConfig, CaseType, RuleConfig
+from agent.config.sources import (  # noqa: F401 - re-exported: the configuration's public names
     _ID,
     CameraMount,
     CameraPosition,
@@ -28,7 +27,11 @@ from agent.source_config import (  # noqa: F401 - re-exported: the configuration
     _Strict,
     source_id_for,
 )
-from uploader.connection import MqttSettings
+from agent.geo.grid import DEFAULT_FIELDS, GridIndex
+from protocol.broker import MqttConfig
+
+if TYPE_CHECKING:
+    from cityplatform.receiver import ReceiverConfig
 
 
 class TilingConfig(_Strict):
@@ -111,50 +114,6 @@ class EvidenceConfig(_Strict):
         return self
 
 
-class MqttConfig(_Strict):
-    host: str = Field(min_length=1)
-    port: int = Field(default=1883, ge=1, le=65535)
-    topic_prefix: str = Field(default="edge-agent", pattern=r"^[^#+$/][^#+]*$")
-    username: str | None = None
-    password: SecretStr | None = Field(
-        default=None, description='use "${MQTT_PASSWORD}" to read it from the environment'
-    )
-    password_file: Path | None = Field(default=None, description="a file holding the password (a mounted secret)")
-    ca_file: Path | None = Field(default=None, description="CA certificate: turns TLS on")
-    client_cert: Path | None = None
-    client_key: Path | None = None
-    retry_cap_s: float = Field(default=30.0, ge=1, le=3600, description="longest wait between reconnections")
-
-    @field_validator("ca_file", "client_cert", "client_key", "password_file")
-    @classmethod
-    def _file_exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError("file not found; give a file readable by the agent")
-        return value
-
-    def settings(self, client_id: str) -> MqttSettings:
-        """The connection settings the uploader and the receiver use."""
-        return MqttSettings(
-            host=self.host,
-            port=self.port,
-            client_id=client_id,
-            username=self.username,
-            password=self.secret(),
-            ca_file=self.ca_file,
-            client_cert=self.client_cert,
-            client_key=self.client_key,
-            retry_cap_s=self.retry_cap_s,
-        )
-
-    def secret(self) -> str | None:
-        """The password, from `password` or `password_file`."""
-        if self.password is not None:
-            return self.password.get_secret_value()
-        if self.password_file is not None:
-            return self.password_file.read_text().strip()
-        return None
-
-
 class UploaderConfig(_Strict):
     mqtt: MqttConfig | None = Field(default=None, description="without it cases stay in the local outbox")
     drain_timeout_s: float = Field(default=10.0, ge=0, description="on shutdown, how long to keep publishing")
@@ -233,6 +192,17 @@ def load_config(path: Path) -> AgentConfig:
     return parse_config(text, base_dir=path.resolve().parent, origin=str(path))
 
 
+def load_receiver_config(path: Path) -> ReceiverConfig:
+    """The receiver's YAML file (`edge-agent receive`), read with the agent's reader: the platform package
+    takes a validated ReceiverConfig and shares nothing with the agent but the protocol."""
+    from cityplatform.receiver import ReceiverConfig
+
+    config = parse_model(ReceiverConfig, path.read_text(encoding="utf-8"), path.resolve().parent, str(path))
+    if not config.store_dir.is_absolute():
+        config = config.model_copy(update={"store_dir": path.resolve().parent / config.store_dir})
+    return config
+
+
 def default_config() -> AgentConfig:
     """The embedded demo: the bundled sample clip, the bundled model, a local outbox in ./edge-agent-data."""
     return parse_config(resources.DEFAULT_CONFIG.read_text(encoding="utf-8"), base_dir=Path.cwd(), origin="(built-in)")
@@ -253,5 +223,6 @@ __all__ = [
     "TilingConfig",
     "default_config",
     "load_config",
+    "load_receiver_config",
     "parse_config",
 ]

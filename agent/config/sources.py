@@ -12,9 +12,9 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agent.geometry import Homography
-from agent.polygons import pixel_polygon, read_polygon_features
-from agent.rules_config import CaseType
+from agent.config.rules import CaseType
+from agent.geo.geometry import Homography
+from agent.geo.polygons import pixel_polygon, read_polygon_features
 from streams.video import is_live
 
 SourceKind = Literal["vehicle", "fixed", "drone", "bodycam"]

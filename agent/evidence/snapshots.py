@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from agent.cases import iso_ms
+from agent.cases.case import iso_ms
 from detectors import Detections
 from streams import Frame
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from agent.signing import PUBLIC_KEY_FILE, verify_record
+from protocol.signing import PUBLIC_KEY_FILE, verify_record
 
 
 def verify_path(path: Path, key_path: Path | None) -> tuple[list[str], int]:

@@ -1,8 +1,11 @@
-"""Coordinate helpers: WGS-84 to GCJ-02 (the datum of AutoNavi and Tencent maps) and distances."""
+"""Coordinate helpers: WGS-84 to GCJ-02 (the datum of AutoNavi and Tencent maps), distances, and a
+case's Location (here, below the configuration and the grid layer that use it)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 _A = 6378245.0  # Krasovsky 1940 semi-major axis, as the GCJ-02 algorithm uses
 _EE = 0.00669342162296594323
@@ -41,3 +44,24 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h))
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the problem is, WGS-84, with how it was worked out and how far off it may be."""
+
+    lat: float
+    lon: float
+    accuracy_m: float | None
+    method: str
+
+    def to_record(self) -> dict[str, Any]:
+        g_lat, g_lon = wgs84_to_gcj02(self.lat, self.lon)
+        return {
+            "lat": round(self.lat, 7),
+            "lon": round(self.lon, 7),
+            "crs": "WGS84",
+            "gcj02": {"lat": round(g_lat, 7), "lon": round(g_lon, 7)},
+            "accuracy_m": None if self.accuracy_m is None else round(self.accuracy_m, 1),
+            "method": self.method,
+        }

@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 import shapely
 
-from agent.cases import Location
-from agent.geo import wgs84_to_gcj02
-from agent.polygons import GeoDataError, read_polygon_features
+from agent.geo.earth import Location, wgs84_to_gcj02
+from agent.geo.polygons import GeoDataError, read_polygon_features
 
 DEFAULT_FIELDS = {"code": "code", "name": "name", "street": "street", "district": "district"}
 

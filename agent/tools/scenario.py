@@ -3,13 +3,13 @@
 Why: a detector's mAP says nothing about cases. A scenario replays what a patrol sees (a pile in
 view for a few seconds while the car passes, empty street, the same pile again on the next pass)
 from photos whose labels say what is there, so that the cases the agent raises can be checked
-against the cases the labels call for (`agent.scenario_eval`).
+against the cases the labels call for (`agent.tools.scenario_eval`).
 
 A scenario file (YAML) lists segments; each shows one held-out photo (by its number, e.g.
 "000768") or an empty road (`blank`) for some seconds, while the camera moves from one place to
 another. Every frame is the photo with a little camera shake (a few pixels of shift, a little
 scale), so that no two frames are alike. Only photos on the held-out side of
-`agent.training.split_by_source` are accepted: the bundled model never trained on them.
+`agent.tools.training.split_by_source` are accepted: the bundled model never trained on them.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from agent.evaluate import read_labels
-from agent.training import split_side
+from agent.tools.evaluate import read_labels
+from agent.tools.training import split_side
 from streams.nmea import sentence
 
 Point = str | tuple[float, float]  # a place name, or [east_m, north_m] from the origin

@@ -1,7 +1,7 @@
 """Event-level precision and recall: the cases a labelled scenario raised against those its labels call for.
 
 Why: per-image precision says how often a box is right; an inspector cares how often a case is.
-`edge-agent eval --scenario FILE` builds the scenario (`agent.scenario`), runs it through the
+`edge-agent eval --scenario FILE` builds the scenario (`agent.tools.scenario`), runs it through the
 agent as `edge-agent process` does (local outbox, no broker), and compares.
 
 What the labels call for: a segment whose photo is labelled with a class that maps to a case type
@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.cases.places import SourcePlaces
 from agent.config import AgentConfig, SourceConfig
-from agent.geo import distance_m
-from agent.places import SourcePlaces
-from agent.rules_config import CasesConfig
+from agent.config.rules import CasesConfig
+from agent.geo.earth import distance_m
 from agent.runner import RunResult, run_agent
-from agent.scenario import Scenario, Shown, build, load_spec
+from agent.tools.scenario import Scenario, Shown, build, load_spec
 from detectors import Detections
 from streams import Frame
 from streams.video import VideoSource

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.signing import Signer
+from protocol.signing import Signer
 from tests.conftest import REPO, Broker
 from tests.upload_fixtures import AGENT, make_cases, make_uploader, start_receiver, wait_until
 from uploader import Outbox
@@ -160,8 +160,8 @@ def test_throttled_link_with_cuts_keeps_priorities_and_resumes_clips(
 
     import paho.mqtt.client as mqtt
 
+    from protocol.messages import CHUNK_BYTES
     from tests.netproxy import ThrottlingProxy
-    from uploader.protocol import CHUNK_BYTES
 
     proxy = ThrottlingProxy(broker.port, kbit_per_s=100)
     proxy.start()
@@ -218,7 +218,7 @@ def test_throttled_link_with_cuts_keeps_priorities_and_resumes_clips(
 def schema(name: str):
     import jsonschema
 
-    from agent import resources
+    from agent.config import resources
 
     path = resources.CASE_SCHEMA.parent / name
     return jsonschema.Draft202012Validator(json.loads(path.read_text()))

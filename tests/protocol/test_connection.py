@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from protocol.connection import Connection, MqttSettings
 from tests.conftest import Broker, free_port
-from uploader.connection import Connection, MqttSettings
 
 CAP_S = 1.6
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.geo import distance_m, wgs84_to_gcj02
-from agent.signing import Signer, canonical_json, verify_record
+from agent.geo.earth import distance_m, wgs84_to_gcj02
+from protocol.signing import Signer, canonical_json, verify_record
 
 
 def test_gcj02_matches_published_reference_pair() -> None:

@@ -18,17 +18,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.cases import Case, Location
+from agent.cases.case import Case
+from agent.cases.registry import CaseRegistry
+from agent.cases.rules import PersistenceRule
 from agent.config import AgentConfig, SourceConfig, default_config
-from agent.geo import distance_m
+from agent.config.resources import builtin
+from agent.config.rules import CasesConfig
+from agent.geo.earth import Location, distance_m
 from agent.pipeline import Pipeline
-from agent.registry import CaseRegistry
-from agent.resources import builtin
-from agent.rules import PersistenceRule
-from agent.rules_config import CasesConfig
-from agent.signing import Signer
 from detectors import Detections
 from detectors.onnx_yolo import OnnxYoloDetector
+from protocol.signing import Signer
 from streams import Frame, PositionFix
 from uploader import Outbox
 

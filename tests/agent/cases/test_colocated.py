@@ -14,16 +14,15 @@ import numpy as np
 import pytest
 import yaml
 
-from agent import resources
-from agent.colocated import Colocator, concat, group_labels
-from agent.config import AgentConfig, ConfigError, load_config, parse_config
+from agent.cases.colocated import Colocator, concat, group_labels
+from agent.cases.places import SourcePlaces
+from agent.cases.rules import PersistenceRule, Sighting
+from agent.config import AgentConfig, ConfigError, load_config, parse_config, resources
+from agent.config.rules import ColocatedConfig
 from agent.pipeline import Pipeline
-from agent.places import SourcePlaces
-from agent.rules import PersistenceRule, Sighting
-from agent.rules_config import ColocatedConfig
 from agent.runner import check_class_map
-from agent.signing import Signer
 from detectors import Detections
+from protocol.signing import Signer
 from streams import Frame
 from uploader import Outbox
 
@@ -33,7 +32,7 @@ STALL = {
     "objects": ["stall", "umbrella", "cart", "table", "goods"],
     "people": ["person"],
 }
-EXAMPLE = Path(__file__).resolve().parents[2] / "configs" / "street-vending-colocated.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "configs" / "street-vending-colocated.yaml"
 IMAGE = np.zeros((720, 1280, 3), np.uint8)
 NOON_LOCAL = datetime(2026, 7, 1, 4, 0, tzinfo=UTC)  # 12:00 at +08:00
 NIGHT_LOCAL = datetime(2026, 7, 1, 14, 0, tzinfo=UTC)  # 22:00 at +08:00

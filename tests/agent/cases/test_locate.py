@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent.cases.locate import locate
 from agent.config import SourceConfig
-from agent.geometry import Camera, Pose, ground_to_pixel, local_metres, offset
-from agent.locate import locate
+from agent.geo.geometry import Camera, Pose, ground_to_pixel, local_metres, offset
 from streams import Frame, PositionFix
 
 LAT0, LON0 = 30.27415, 120.15515
@@ -83,7 +83,7 @@ def test_degenerate_reference_points_are_a_config_error(sample_clip: Path) -> No
 
 
 def test_misb_corners_place_the_image_centre_on_the_frame_centre(sample_clip: Path) -> None:
-    from agent.geometry import local_metres as metres
+    from agent.geo.geometry import local_metres as metres
     from streams.telemetry import load_track
     from tests.conftest import need_shared
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
+from agent.cases.places import GeoZone, PixelZone, SourcePlaces, anchors_xy
 from agent.config import ConfigError, SourceConfig, default_config, load_config
-from agent.places import GeoZone, PixelZone, SourcePlaces, anchors_xy
-from agent.polygons import pixel_polygon
+from agent.geo.polygons import pixel_polygon
 from agent.runner import run_agent
 from detectors import Detections
 
@@ -231,7 +231,7 @@ def test_zone_outside_the_image_is_warned_about_once(caplog) -> None:
 
     places = SourcePlaces(SOURCE, zones=[PixelZone("far", pixel_polygon([(1000, 600), (1900, 600), (1900, 1000)]))])
     frame = Frame("cam", 0, datetime(2026, 1, 1, tzinfo=UTC), 0.0, 0.0, np.zeros((480, 640, 3), np.uint8))
-    with caplog.at_level("WARNING", logger="agent.places"):
+    with caplog.at_level("WARNING", logger="agent.cases.places"):
         assert places.filter(frame, {"garbage_pile": boxes(INSIDE)}) == {}
         places.filter(frame, {"garbage_pile": boxes(INSIDE)})
     assert [r.getMessage() for r in caplog.records] == [

@@ -12,12 +12,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent import resources
-from agent.cases import Case, Location
-from agent.config import default_config
-from agent.geo import distance_m
-from agent.geometry import offset
-from agent.registry import CaseRegistry
+from agent.cases.case import Case
+from agent.cases.registry import CaseRegistry
+from agent.config import default_config, resources
+from agent.geo.earth import Location, distance_m
+from agent.geo.geometry import offset
 from agent.runner import run_agent
 from streams.nmea import sentence
 

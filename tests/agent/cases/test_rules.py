@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from agent.cases.rules import PersistenceRule, Sighting
 from agent.config import CasesConfig
-from agent.rules import PersistenceRule, Sighting
 from detectors import Detections
 from streams import Frame
 from tests.conftest import need_shared

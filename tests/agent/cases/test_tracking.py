@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
+from agent.cases.rules import PersistenceRule
+from agent.cases.tracking import CameraMotion, Tracker, track_shift, warp_boxes
 from agent.config import CasesConfig
-from agent.rules import PersistenceRule
-from agent.tracking import CameraMotion, Tracker, track_shift, warp_boxes
 from detectors import Detections
 from detectors.metrics import box_iou
 from streams import Frame

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent import resources
-from agent.config import ConfigError, default_config, load_config
+from agent.config import ConfigError, default_config, load_config, resources
 from tests.conftest import agent_cmd
 
 
@@ -132,9 +131,9 @@ def test_check_config_cli_exit_codes(tmp_path: Path, sample_clip: Path) -> None:
     assert "sources[0].kind" in bad.stderr and "Traceback" not in bad.stderr
 
 
-@pytest.mark.parametrize("example", sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.yaml")))
+@pytest.mark.parametrize("example", sorted(Path(__file__).resolve().parents[3].joinpath("configs").glob("*.yaml")))
 def test_example_configs_are_valid(example: Path, monkeypatch) -> None:
-    from agent.receiver import load_receiver_config
+    from agent.config import load_receiver_config
 
     for name in ("CAM_PASSWORD", "MQTT_PASSWORD"):
         monkeypatch.setenv(name, "x")

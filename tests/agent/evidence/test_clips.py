@@ -15,10 +15,10 @@ from pathlib import Path
 import av
 import pytest
 
-from agent.clips import Clip, cut_from_file, cut_from_ring
 from agent.config import default_config
+from agent.evidence.clips import Clip, cut_from_file, cut_from_ring
+from agent.evidence.verify import verify_path
 from agent.runner import run_agent
-from agent.verify import verify_path
 from streams.packets import EncodedPacket, PacketRing
 from streams.video import VideoSource
 from tests.agent.test_cli import ENV
@@ -96,12 +96,12 @@ def test_clip_from_a_file_with_b_frames_and_a_long_keyframe_interval(sample_clip
     # the sample: 10 fps, two B-frames, a keyframe every 2 s
     ring = PacketRing(max_s=60, max_bytes=64 << 20)
     list(VideoSource("cam", str(sample_clip), sample_fps=2, packets=ring).frames())
-    with caplog.at_level("INFO", logger="agent.clips"):
+    with caplog.at_level("INFO", logger="agent.evidence.clips"):
         clip = cut_from_file(sample_clip, 12.3, 5.0, 5.0, 50_000_000, label="cam")
     check_clip(clip, ring.snapshot(), 12.3, 5.0, 5.0, 2.0, tmp_path)
     assert clip.start_s == pytest.approx(6.0)
     assert "cam: pre-roll 6.3 s, not 5.0 s: the keyframe interval is long" in caplog.text
-    with caplog.at_level("INFO", logger="agent.clips"):
+    with caplog.at_level("INFO", logger="agent.evidence.clips"):
         late = cut_from_file(sample_clip, 21.0, 5.0, 5.0, 50_000_000, label="cam")
     assert late.end_s == pytest.approx(23.9) and "the video ended" in caplog.text
 

@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from agent.geometry import (
+from agent.geo.geometry import (
     Camera,
     Homography,
     Pose,

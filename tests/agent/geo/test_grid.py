@@ -11,14 +11,12 @@ import numpy as np
 import pytest
 import yaml
 
-from agent import resources
-from agent.cases import Location
-from agent.config import ConfigError, default_config, load_config
-from agent.geo import wgs84_to_gcj02
-from agent.grid import GridIndex
+from agent.config import ConfigError, default_config, load_config, resources
+from agent.geo.earth import Location, wgs84_to_gcj02
+from agent.geo.grid import GridIndex
 from agent.runner import run_agent
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = resources.builtin("sample-grid")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.bench import run_agent
+from agent.tools.bench import run_agent
 from tests.conftest import make_clip
 
 

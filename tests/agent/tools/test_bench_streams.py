@@ -8,7 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from agent.bench_streams import bench_config
+from agent.tools.bench_streams import bench_config
 from tests.conftest import REPO, agent_cmd, make_clip
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from agent.config import default_config
-from agent.scenario import load_spec, photo_path
-from agent.scenario_eval import EventReport, ExpectedCase, RaisedCase, match
-from agent.training import split_side
+from agent.tools.scenario import load_spec, photo_path
+from agent.tools.scenario_eval import EventReport, ExpectedCase, RaisedCase, match
+from agent.tools.training import split_side
 from tests.conftest import REPO, agent_cmd, need_shared
 
 EXAMPLE = REPO / "configs" / "scenarios" / "two-passes.yaml"

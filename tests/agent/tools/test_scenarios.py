@@ -1,6 +1,6 @@
 """Scenario tests: real imagery, the bundled int8 model and the whole pipeline, with exact expected cases.
 
-Each scenario is an H.264 video (and NMEA track) built by `agent.scenario` from held-out photos of
+Each scenario is an H.264 video (and NMEA track) built by `agent.tools.scenario` from held-out photos of
 ../shared/datasets/garbage-street-cn, shown with camera shake, and run as `edge-agent process` runs
 a file (local outbox, no broker).
 
@@ -25,11 +25,11 @@ import numpy as np
 import pytest
 
 from agent.config import AgentConfig, default_config
-from agent.geo import distance_m
-from agent.resources import builtin
+from agent.config.resources import builtin
+from agent.geo.earth import distance_m
 from agent.runner import run_agent
-from agent.scenario import Scenario, ScenarioSpec, build, load_spec
-from agent.scenario_eval import expected_cases, raised_cases, run_scenario, scenario_config
+from agent.tools.scenario import Scenario, ScenarioSpec, build, load_spec
+from agent.tools.scenario_eval import expected_cases, raised_cases, run_scenario, scenario_config
 from detectors.onnx_yolo import OnnxYoloDetector
 from streams import Frame
 from tests.conftest import REPO, need_shared

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from agent.evaluate import read_labels
-from agent.training import source_group, split_by_source
+from agent.tools.evaluate import read_labels
+from agent.tools.training import source_group, split_by_source
 from detectors.metrics import box_iou
 from detectors.onnx_yolo import OnnxYoloDetector
 from tests.agent.test_cli import ENV

@@ -1,0 +1,6 @@
+"""The platform side, apart from the agent: the reference receiver that stores and acknowledges what
+agents send. It imports only `protocol/` of this project, as a city's own platform would."""
+
+from cityplatform.receiver import Receiver, ReceiverConfig
+
+__all__ = ["Receiver", "ReceiverConfig"]
