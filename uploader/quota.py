@@ -4,15 +4,23 @@ beyond the hard limit, and then loudly. Evidence of a problem is worth more than
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from uploader.outbox import Outbox
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
 
-def enforce_quota(outbox: Outbox, quota_bytes: int, hard_limit_bytes: int) -> list[str]:
+class Evictable(Protocol):
+    """What the quota needs of uploader.outbox.Outbox, named here so that this module does not import
+    the outbox that calls it: the bytes on disk, the oldest clips, and eviction of a file or a case."""
+
+    def disk_bytes(self) -> int: ...
+    def clips_oldest_first(self) -> list[tuple[str, int, str, int]]: ...
+    def evict_file(self, case_id: str, revision: int, name: str) -> None: ...
+    def items(self) -> list[Any]: ...  # OutboxItem: case_id, revision, folder
+    def evict_case(self, item: Any) -> None: ...
+
+
+def enforce_quota(outbox: Evictable, quota_bytes: int, hard_limit_bytes: int) -> list[str]:
     """Evict the oldest clips while over `quota_bytes`; beyond `hard_limit_bytes`, drop the oldest
     unacknowledged cases whole. Returns what was removed."""
     removed: list[str] = []

@@ -13,56 +13,16 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from agent import resources
+from agent.config import resources
+from agent.tools.bench_common import make_clip, process_usage
 
 BASELINE_IMGSZ = 640
-
-
-def make_clip(source: Path, out: Path, height: int, fps: int, kbit: int, seconds: int) -> Path:
-    """A 16:9 H.264 clip at the given height, rate and bitrate, made from `source` with ffmpeg (scaled to
-    fill the frame and cropped: 1080 gives 1920x1080)."""
-    width = round(height * 16 / 9 / 2) * 2
-    if not out.exists():
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-y",
-                "-loglevel",
-                "error",
-                "-stream_loop",
-                "-1",
-                "-i",
-                str(source),
-                "-t",
-                str(seconds),
-                "-vf",
-                f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height},fps={fps}",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-b:v",
-                f"{kbit}k",
-                "-maxrate",
-                f"{kbit}k",
-                "-bufsize",
-                f"{2 * kbit}k",
-                "-g",
-                str(2 * fps),
-                "-pix_fmt",
-                "yuv420p",
-                str(out),
-            ],
-            check=True,
-        )
-    return out
 
 
 def run_baseline(clip: Path, weights: Path) -> dict:
@@ -92,8 +52,8 @@ def run_agent(clip: Path, model: Path, kind: str, sample_fps: float) -> dict:
 
     from agent.config import AgentConfig
     from agent.pipeline import Pipeline
-    from agent.signing import Signer
     from detectors.onnx_yolo import OnnxYoloDetector
+    from protocol.signing import Signer
     from uploader import Outbox
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,12 +85,6 @@ def run_agent(clip: Path, model: Path, kind: str, sample_fps: float) -> dict:
     )
 
 
-def process_usage() -> tuple[float, float]:
-    """(CPU seconds so far, peak RSS in MB) of this process."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
-
-
 def _report(name: str, decoded: int, analysed: int, detections: int, video_s: float, wall: float, stages) -> dict:
     cpu_s, peak_rss_mb = process_usage()
     return {
@@ -147,7 +101,7 @@ def _report(name: str, decoded: int, analysed: int, detections: int, video_s: fl
 
 
 def run_in_subprocess(args: list[str]) -> dict | None:
-    done = subprocess.run([sys.executable, "-m", "agent.bench", *args], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "agent.tools.bench", *args], capture_output=True, text=True)
     if done.returncode != 0:
         print(f"  ({args[0]} did not run: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else '?'})")
         return None
@@ -246,7 +200,7 @@ def _command(args: argparse.Namespace) -> int:
         else Path(args.model)
     )
     if args.streams:
-        from agent.bench_streams import bench_streams
+        from agent.tools.bench_streams import bench_streams
 
         bench_streams(args, model)
         return 0

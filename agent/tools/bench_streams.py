@@ -27,13 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from agent import resources
-from agent.bench import make_clip, process_usage
-from agent.config import AgentConfig, SourceConfig, load_config
+from agent.config import AgentConfig, SourceConfig, load_config, resources
 from agent.detector_setup import build_detector
 from agent.pipeline import Pipeline, state_paths
 from agent.runner import _guarded, check_class_map
-from agent.signing import Signer
+from agent.tools.bench_common import make_clip, process_usage
+from protocol.signing import Signer
 from streams import Frame
 from streams.video import VideoSource
 from uploader import Outbox
@@ -184,7 +183,7 @@ def _p95(values: list[float]) -> float | None:
 
 
 def _start_worker(clips: list[Path], model: Path, streams: int, first: int, seconds: float, args) -> subprocess.Popen:
-    command = [sys.executable, "-m", "agent.bench_streams", "--model", str(model), "--streams", str(streams)]
+    command = [sys.executable, "-m", "agent.tools.bench_streams", "--model", str(model), "--streams", str(streams)]
     command += ["--first", str(first), "--of", str(args.streams), "--seconds", str(seconds)]
     command += ["--sample-fps", str(args.sample_fps), *(["--config", str(args.config)] if args.config else [])]
     command += ["--keyframes-only"] if args.keyframes_only else []
