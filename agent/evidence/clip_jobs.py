@@ -4,7 +4,8 @@ A case is accepted at once with its snapshot (revision 1), so that it goes out w
 clip needs `clip_post_s` more seconds of video. The pipeline tells `ClipJobs` the media time of every
 frame it reads; once that passes the event time plus the post-roll (or the source ends), the clip is
 cut (from the file for recorded footage, from the source's PacketRing for cameras) and revision 2 is
-stored with the snapshot and `clip.mp4`. The outbox lets revision 2 supersede an unsent revision 1.
+handed back with the snapshot and `clip.mp4` for the pipeline to store (the stage does not call up into
+the pipeline). The outbox lets revision 2 supersede an unsent revision 1.
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ import dataclasses
 import hashlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 
-from agent.cases import Case, EvidenceFile
-from agent.clips import Clip, ClipError, cut_from_file, cut_from_ring
+from agent.cases.case import Case, EvidenceFile
 from agent.config import EvidenceConfig, SourceConfig
+from agent.evidence.clips import Clip, ClipError, cut_from_file, cut_from_ring
 from streams.packets import PacketRing
 from streams.video import VideoSource, is_live
 
@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 
 CLIP_NAME = "clip.mp4"
 CLIP_MEDIA_TYPE = "video/mp4"
-
-Store = Callable[[SourceConfig, Case, dict[str, bytes]], object]
 
 
 def ring_for(config: EvidenceConfig, source: SourceConfig) -> PacketRing | None:
@@ -50,11 +48,10 @@ class _Pending:
 class ClipJobs:
     """The clips one source still owes its cases; used by that source's thread only."""
 
-    def __init__(self, config: EvidenceConfig, source: SourceConfig, video: VideoSource, store: Store) -> None:
+    def __init__(self, config: EvidenceConfig, source: SourceConfig, video: VideoSource) -> None:
         self.config = config
         self.source = source
         self.video = video
-        self.store = store
         self._pending: list[_Pending] = []
 
     def add(self, case: Case, files: dict[str, bytes], t_s: float) -> None:
@@ -62,20 +59,19 @@ class ClipJobs:
         if self.config.clips:
             self._pending.append(_Pending(case, files, t_s))
 
-    def due(self, media_s: float) -> None:
-        """Store revision 2 of every case whose post-roll has been read by media time `media_s`."""
+    def due(self, media_s: float) -> list[tuple[Case, dict[str, bytes]]]:
+        """Revision 2 (case, files) of every case whose post-roll has been read by media time `media_s`."""
         ready = [p for p in self._pending if media_s >= p.t_s + self.config.clip_post_s]
         for pending in ready:
             self._pending.remove(pending)
-            self._finish(pending)
+        return [done for pending in ready if (done := self._finish(pending))]
 
-    def flush(self) -> None:
-        """The source ended or stops: clip what there is for every case still waiting."""
+    def flush(self) -> list[tuple[Case, dict[str, bytes]]]:
+        """The source ended or stops: revision 2 with what there is for every case still waiting."""
         pending, self._pending = self._pending, []
-        for item in pending:
-            self._finish(item)
+        return [done for item in pending if (done := self._finish(item))]
 
-    def _finish(self, pending: _Pending) -> None:
+    def _finish(self, pending: _Pending) -> tuple[Case, dict[str, bytes]] | None:
         label = f"{self.source.id}: case {pending.case.id}"
         started = time.perf_counter()
         try:
@@ -83,7 +79,7 @@ class ClipJobs:
         except (ClipError, av.FFmpegError, OSError, ValueError) as exc:
             # ValueError: PyAV's answer to a codec MP4 cannot hold without re-encoding (msmpeg4 in old AVIs)
             log.warning("%s: no clip (%s); the case keeps its revision without one", label, exc)
-            return
+            return None
         cut_ms = (time.perf_counter() - started) * 1000
         entry = EvidenceFile(CLIP_NAME, CLIP_MEDIA_TYPE, hashlib.sha256(clip.data).hexdigest(), len(clip.data))
         case = dataclasses.replace(
@@ -100,7 +96,7 @@ class ClipJobs:
             len(clip.data),
             cut_ms,
         )
-        self.store(self.source, case, pending.files | {CLIP_NAME: clip.data})
+        return case, pending.files | {CLIP_NAME: clip.data}
 
     def _cut(self, t_s: float, label: str) -> Clip:
         cfg = self.config
