@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")  # two letters at least: not a drive letter
 _QUOTE_CHARS = 80  # the most of a bad value an error repeats
+_PATH_MAX = 4096  # Linux's; a longer path or URL makes the OS raise instead of answering "not found"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml reads a 5 MB value in a blink
 
 
 class ConfigError(Exception):
@@ -57,7 +59,7 @@ def parse_model(model: type[Model], text: str, base_dir: Path, origin: str) -> M
     """Parse YAML text into `model`; raise ConfigError listing every problem; log a warning for each
     password written in the file itself."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{origin}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
@@ -107,6 +109,9 @@ def _prepare(node: Any, loc: tuple, base_dir: Path, problems: list[str]) -> Any:
         return node
     value = _expand_env(node, loc, problems)
     key = loc[-1] if loc else ""
+    if key in _PATH_KEYS and len(value) > _PATH_MAX:
+        problems.append(f"{_path(loc)}: {len(value)} characters is too long for a path or URL (got {_quote(value)})")
+        return value
     if key in _PATH_KEYS and not looks_like_url(value):
         if value.startswith("builtin:"):
             found = resources.builtin(value.removeprefix("builtin:"))
@@ -168,7 +173,7 @@ def _describe(model: type[BaseModel], error: dict) -> str:
 
 
 def _suggest(key: str, accepted: list[str]) -> str:
-    close = difflib.get_close_matches(key, accepted, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, accepted, n=1, cutoff=0.6) if len(key) <= 64 else []
     if close:
         return f"did you mean {close[0]}? (configs/README.md lists every key)"
     if accepted:
