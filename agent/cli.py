@@ -85,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check-config",
         help="validate a configuration file and exit non-zero on any error",
-        description="Validate a configuration: every wrong key, type or value is listed with its path.",
+        description="Validate a configuration without a network: every wrong key, type or value is listed with "
+        "its path, URLs and ports are checked and the model is loaded; a password written in the file is warned of.",
     )
     check.add_argument("config", type=Path)
     check.set_defaults(func=_cmd_check_config)
@@ -232,7 +233,20 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    from agent.detector_setup import build_detector
+    from agent.runner import check_class_map
+
     config = load_config(args.config)
+    try:  # the model as `run` loads it: a file that is no model fails here, not at the first start
+        detector = build_detector(config.detector)
+    except ModelError as exc:
+        raise ConfigError(
+            f"{args.config}: detector.model: {exc}; give a model made by `edge-agent export`, or builtin:garbage"
+        ) from None
+    try:
+        check_class_map(config, detector.class_names)
+    except ConfigError as exc:
+        raise ConfigError(f"{args.config}: {exc}") from None
     kinds = ", ".join(f"{s.id} ({s.kind})" for s in config.sources)
     upload = "MQTT " + config.uploader.mqtt.host if config.uploader.mqtt else "local outbox only"
     print(f"{args.config}: OK: agent {config.agent_id}, {len(config.sources)} source(s): {kinds}; {upload}")

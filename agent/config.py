@@ -7,13 +7,14 @@ secrets stay out of the file. Relative paths are relative to the configuration f
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from agent import resources
-from agent.config_loading import ConfigError, parse_model
+from agent.config_loading import ConfigError, parse_model, read_config_text
 from agent.grid import DEFAULT_FIELDS, GridIndex
 from agent.rules_config import CasesConfig, CaseType, RuleConfig
 from agent.source_config import (  # noqa: F401 - re-exported: the configuration's public names
@@ -125,6 +126,15 @@ class MqttConfig(_Strict):
     client_key: Path | None = None
     retry_cap_s: float = Field(default=30.0, ge=1, le=3600, description="longest wait between reconnections")
 
+    @field_validator("host")
+    @classmethod
+    def _bare_host(cls, value: str) -> str:
+        if not value.strip() or re.search(r"[\s/@]", value):
+            raise ValueError("give the broker's host name or IP address alone, e.g. mqtt.city-platform.example")
+        if value.count(":") == 1:  # one colon is a port; an IPv6 address has more
+            raise ValueError("give the host alone and its port under port (e.g. port: 8883)")
+        return value
+
     @field_validator("ca_file", "client_cert", "client_key", "password_file")
     @classmethod
     def _file_exists(cls, value: Path | None) -> Path | None:
@@ -226,11 +236,7 @@ class AgentConfig(_Strict):
 
 def load_config(path: Path) -> AgentConfig:
     """Read and validate a configuration file; raise ConfigError listing every problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror})") from exc
-    return parse_config(text, base_dir=path.resolve().parent, origin=str(path))
+    return parse_config(read_config_text(path), base_dir=path.resolve().parent, origin=str(path))
 
 
 def default_config() -> AgentConfig:
