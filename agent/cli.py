@@ -112,7 +112,8 @@ def _parser() -> argparse.ArgumentParser:
         help="the platform side: store and acknowledge what agents send (reference receiver)",
         description="Subscribe to every agent under the topic prefix, check each case's schema and signature "
         "and each evidence file's sha256, store them once in STORE_DIR (SQLite + files) and acknowledge them. "
-        "Several receivers with the same share_group split the load (MQTT 5 shared subscription).",
+        "Several receivers with the same share_group split the load (MQTT 5 shared subscription). Only agents "
+        "enrolled with --enrol are trusted; --check validates the file.",
     )
     receive.add_argument("-c", "--config", type=Path, required=True, help="receiver YAML (see configs/receiver.yaml)")
     receive.add_argument("--check", action="store_true", help="validate the receiver YAML and exit")

@@ -20,10 +20,10 @@ from agent.config import MqttConfig
 from agent.receiver import Receiver
 from agent.receiver_config import ReceiverConfig
 from agent.signing import Signer
-from tests.conftest import REPO, Broker, agent_cmd
+from tests.conftest import REPO, Broker, agent_cmd, free_port
 from tests.upload_fixtures import AGENT, PREFIX, make_cases, make_uploader, start_receiver, wait_until
 from uploader import Outbox
-from uploader.protocol import Chunk
+from uploader.protocol import Chunk, make_ack
 
 
 @pytest.fixture
@@ -367,3 +367,59 @@ def test_trust_stays_explicit_by_default(tmp_path: Path) -> None:
     assert config.trust_first_key is False
     assert config.trusted_keys_dir == tmp_path / "agent-keys"
     assert config.case_wait_s > 300  # above the agents' default ack_timeout_s: a lost case comes again first
+
+
+def test_broker_acl_keeps_each_agent_to_its_own_topics(tmp_path: Path, signer: Signer) -> None:
+    """configs/mosquitto-acl.conf as shipped: car-1 cannot publish as car-2 nor read car-2's acks."""
+    from uploader import MqttSettings, MqttUploader, Topics, UploadPolicy
+
+    accounts = {"edge-receiver": "rx-pw", "car-1": "car1-pw", "car-2": "car2-pw"}
+    passwords = tmp_path / "passwd"
+    passwords.touch(mode=0o600)
+    for user, password in accounts.items():
+        subprocess.run(["mosquitto_passwd", "-b", str(passwords), user, password], check=True, timeout=30)
+    acl = REPO / "configs" / "mosquitto-acl.conf"
+    broker = Broker(
+        free_port(), tmp_path, extra_conf=f"allow_anonymous false\npassword_file {passwords}\nacl_file {acl}\n"
+    )
+    broker.start()
+    prefix = "edge-agent"
+    rx_mqtt = MqttConfig(
+        host="127.0.0.1", port=broker.port, topic_prefix=prefix, username="edge-receiver", password="rx-pw"
+    )
+    receiver = start_receiver(broker.port, tmp_path / "platform", enrolled={AGENT: signer.public_pem}, mqtt=rx_mqtt)
+    seen = Client(broker.port, "edge-receiver", "rx-pw")  # what the platform's account can read
+    seen.client.on_message = lambda _c, _u, m: seen.ack_topics.append(m.topic)
+    seen.watch(f"{prefix}/#")
+    intruder = Client(broker.port, AGENT, "car1-pw")
+    outbox = Outbox(tmp_path / "outbox")
+    settings = MqttSettings("127.0.0.1", broker.port, f"edge-agent-{AGENT}", AGENT, "car1-pw", retry_cap_s=1)
+    uploader = MqttUploader(outbox, settings, Topics(prefix, AGENT), UploadPolicy(), signer.public_pem)
+    uploader.start()
+    try:
+        car2 = Client(broker.port, "car-2", "car2-pw")
+        car2.watch(f"{prefix}/car-2/ack")
+        intruder.watch(f"{prefix}/car-2/ack")  # mosquitto grants the subscription but delivers nothing
+        seen.publish(f"{prefix}/car-2/ack", make_ack(str(uuid.uuid4()), 1, "case", "stored"))
+        assert wait_until(lambda: len(car2.acks) == 1, timeout_s=5)
+        car2.close()
+        _forged_id, forged = signed_case(tmp_path, signer, 9)
+        for topic in ("car-2/cases", "car-2/key", "car-2/evidence/x/snapshot.jpg", "car-2/status"):
+            intruder.publish(f"{prefix}/{topic}", forged)
+        (good,) = make_cases(outbox, signer, 1)  # car-1's own topics: its case and snapshot arrive, acknowledged
+        assert wait_until(
+            lambda: (tmp_path / "outbox" / "cases").exists() and not list((tmp_path / "outbox" / "cases").glob("*/r1")),
+            timeout_s=20,
+        ), outbox.counts()
+        assert receiver.case_ids() == [(good, 1)]
+        assert f"{prefix}/{AGENT}/cases" in seen.ack_topics
+        intruded = [t for t in seen.ack_topics if t.startswith(f"{prefix}/car-2/") and not t.endswith("/ack")]
+        assert intruded == []  # nothing car-1 published as car-2 reached the platform
+        assert receiver.rejected == 0 and receiver.dropped == 0
+        assert intruder.acks == []  # car-1 never read car-2's acknowledgement
+    finally:
+        uploader.stop(0)
+        receiver.stop()
+        seen.close()
+        intruder.close()
+        broker.stop()
