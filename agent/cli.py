@@ -23,6 +23,8 @@ examples:
   edge-agent process flight.mp4 --telemetry flight.SRT --kind drone -c configs/drone-vendors.yaml
   edge-agent check-config configs/vehicle-4g.yaml
   edge-agent verify edge-agent-data/outbox
+  edge-agent receive --check -c configs/receiver.yaml              the platform side's configuration
+  edge-agent receive -c configs/receiver.yaml --enrol car-1 --key car-1.pem   trust that box's key
   edge-agent eval --scenario configs/scenarios/two-passes.yaml   cases raised vs expected (needs ../shared)
   edge-agent bench --streams 12 --seconds 300                     do 12 cameras keep up on this box?
 """
@@ -111,9 +113,18 @@ def _parser() -> argparse.ArgumentParser:
         help="the platform side: store and acknowledge what agents send (reference receiver)",
         description="Subscribe to every agent under the topic prefix, check each case's schema and signature "
         "and each evidence file's sha256, store them once in STORE_DIR (SQLite + files) and acknowledge them. "
-        "Several receivers with the same share_group split the load (MQTT 5 shared subscription).",
+        "Several receivers with the same share_group split the load (MQTT 5 shared subscription). Only agents "
+        "enrolled with --enrol are trusted; --check validates the file.",
     )
     receive.add_argument("-c", "--config", type=Path, required=True, help="receiver YAML (see configs/receiver.yaml)")
+    receive.add_argument("--check", action="store_true", help="validate the receiver YAML and exit")
+    receive.add_argument(
+        "--enrol", metavar="AGENT", help="trust AGENT's public key (give it with --key) in keys_dir, then exit"
+    )
+    receive.add_argument(
+        "--key", type=Path, help="with --enrol: the PEM from `edge-agent verify --print-key` on the box"
+    )
+    receive.add_argument("--replace", action="store_true", help="with --enrol: replace a key enrolled before")
     receive.set_defaults(func=_cmd_receive)
 
     add_bench_parser(sub)
@@ -273,9 +284,32 @@ def _cmd_receive(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from agent.receiver import Receiver, load_receiver_config
+    from agent.receiver import Receiver
+    from agent.receiver_config import load_receiver_config
+    from agent.receiver_keys import enrol
 
-    receiver = Receiver(load_receiver_config(args.config))
+    config = load_receiver_config(args.config)
+    if args.enrol is not None:
+        if args.key is None:
+            raise ConfigError("receive --enrol AGENT needs --key PEM (the box's `edge-agent verify --print-key`)")
+        try:
+            print(enrol(config.trusted_keys_dir, args.enrol, args.key, args.replace))
+        except ValueError as exc:
+            raise ConfigError(f"receive --enrol: {exc}") from None
+        return 0
+    if args.check:
+        tofu = "; trust_first_key is ON (lab only)" if config.trust_first_key else ""
+        print(
+            f"{args.config}: OK: receiver {config.client_id} for {config.mqtt.host}:{config.mqtt.port}, "
+            f"store {config.store_dir}, enrolled keys in {config.trusted_keys_dir}{tofu}"
+        )
+        return 0
+    try:
+        receiver = Receiver(config)
+    except OSError as exc:
+        raise ConfigError(
+            f"store_dir {config.store_dir}: cannot use it ({exc.strerror}); give a writable folder"
+        ) from None
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -283,7 +317,10 @@ def _cmd_receive(args: argparse.Namespace) -> int:
     log.info("receiver: storing into %s; stop with Ctrl-C or SIGTERM", receiver.store)
     stop.wait()
     receiver.stop()
-    print(f"{receiver.stored} case(s) stored, {receiver.duplicates} duplicate(s), {receiver.rejected} rejected")
+    print(
+        f"{receiver.stored} case(s) stored, {receiver.duplicates} duplicate(s), {receiver.rejected} rejected, "
+        f"{receiver.dropped} unusable message(s) dropped"
+    )
     return 0
 
 

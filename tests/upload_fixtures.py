@@ -11,7 +11,8 @@ from pathlib import Path
 
 from agent.cases import Case, EvidenceFile, case_id
 from agent.config import MqttConfig
-from agent.receiver import Receiver, ReceiverConfig
+from agent.receiver import Receiver
+from agent.receiver_config import ReceiverConfig
 from agent.signing import Signer
 from uploader import MqttSettings, MqttUploader, Outbox, Topics, UploadPolicy
 
@@ -59,12 +60,28 @@ def make_cases(outbox: Outbox, signer: Signer, n: int, clip_bytes: int = 0, star
     return ids
 
 
-def start_receiver(port: int, store: Path, client_id: str = "rx-1", share_group: str | None = "platform") -> Receiver:
+def start_receiver(
+    port: int,
+    store: Path,
+    client_id: str = "rx-1",
+    share_group: str | None = "platform",
+    enrolled: dict[str, bytes] | None = None,
+    mqtt: MqttConfig | None = None,
+    **options,
+) -> Receiver:
+    """The reference receiver. With `enrolled` (agent id -> public key PEM) it trusts those keys only;
+    without it, the first key each agent publishes (trust_first_key, the lab setting)."""
+    if enrolled is not None:
+        (store / "agent-keys").mkdir(parents=True, exist_ok=True)
+        for agent_id, pem in enrolled.items():
+            (store / "agent-keys" / f"{agent_id}.pem").write_bytes(pem)
     config = ReceiverConfig(
-        mqtt=MqttConfig(host="127.0.0.1", port=port, topic_prefix=PREFIX, retry_cap_s=1),
+        mqtt=mqtt or MqttConfig(host="127.0.0.1", port=port, topic_prefix=PREFIX, retry_cap_s=1),
         store_dir=store,
         client_id=client_id,
         share_group=share_group,
+        trust_first_key=enrolled is None,
+        **options,
     )
     receiver = Receiver(config)
     receiver.start()

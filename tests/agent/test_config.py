@@ -134,7 +134,7 @@ def test_check_config_cli_exit_codes(tmp_path: Path, sample_clip: Path) -> None:
 
 @pytest.mark.parametrize("example", sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.yaml")))
 def test_example_configs_are_valid(example: Path, monkeypatch) -> None:
-    from agent.receiver import load_receiver_config
+    from agent.receiver_config import load_receiver_config
 
     for name in ("CAM_PASSWORD", "MQTT_PASSWORD"):
         monkeypatch.setenv(name, "x")
