@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+import yaml
 from pydantic import ValidationError
 
 from agent.bench import add_bench_parser
@@ -247,7 +248,15 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     from agent.detector_setup import build_detector
     from agent.runner import check_class_map
 
-    config = load_config(args.config)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        if _is_receiver_config(args.config):
+            raise ConfigError(
+                f"{exc}\n{args.config} is a receiver configuration: check it with "
+                f"`edge-agent receive --check -c {args.config}`"
+            ) from None
+        raise
     try:  # the model as `run` loads it: a file that is no model fails here, not at the first start
         detector = build_detector(config.detector)
     except ModelError as exc:
@@ -262,6 +271,15 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     upload = "MQTT " + config.uploader.mqtt.host if config.uploader.mqtt else "local outbox only"
     print(f"{args.config}: OK: agent {config.agent_id}, {len(config.sources)} source(s): {kinds}; {upload}")
     return 0
+
+
+def _is_receiver_config(path: Path) -> bool:
+    """A file with the receiver's own keys (store_dir, share_group) and no sources."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and "sources" not in data and bool({"store_dir", "share_group"} & data.keys())
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

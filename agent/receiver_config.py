@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.config import MqttConfig
-from agent.config_loading import ConfigError, parse_model
+from agent.config_loading import ConfigError, parse_model, read_config_text
 
 
 class ReceiverConfig(BaseModel):
@@ -38,15 +38,12 @@ class ReceiverConfig(BaseModel):
 
 def load_receiver_config(path: Path) -> ReceiverConfig:
     """Read and check the receiver's YAML; ConfigError names the file and what to do."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+    if not path.is_file():
         raise ConfigError(
-            f"{path}: cannot read the receiver configuration ({exc.strerror}); "
-            "give the path of a receiver YAML, for example -c configs/receiver.yaml"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+            f"{path}: no receiver configuration there; give the path of a receiver YAML, "
+            "for example -c configs/receiver.yaml"
+        )
+    text = read_config_text(path)
     config = parse_model(ReceiverConfig, text, path.resolve().parent, str(path))
     if not config.store_dir.is_absolute():
         config = config.model_copy(update={"store_dir": path.resolve().parent / config.store_dir})

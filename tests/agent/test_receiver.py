@@ -360,6 +360,9 @@ def test_the_shipped_receiver_yaml_passes_its_check_and_says_how_in_its_first_li
     assert "edge-agent receive --check -c configs/receiver.yaml" in head
     result = run_cli("receive", "--check", "-c", str(path))
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr
+    # the agent's check-config refuses it, and says which command checks a receiver's file
+    wrong = run_cli("check-config", str(path))
+    assert wrong.returncode == 2 and "edge-agent receive --check -c" in wrong.stderr, wrong.stderr
 
 
 def test_trust_stays_explicit_by_default(tmp_path: Path) -> None:
