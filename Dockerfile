@@ -6,7 +6,7 @@ FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /opt/edge-agent
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE constraints.txt ./
 COPY agent ./agent
 COPY detectors ./detectors
 COPY streams ./streams
@@ -16,7 +16,7 @@ COPY protocol ./protocol
 COPY models ./models
 COPY samples ./samples
 COPY configs ./configs
-RUN pip install . && rm -rf /opt/edge-agent \
+RUN pip install -c constraints.txt . && rm -rf /opt/edge-agent \
     && useradd --system --home-dir /var/lib/edge-agent edge \
     && mkdir -p /var/lib/edge-agent && chown edge /var/lib/edge-agent
 

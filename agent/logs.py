@@ -7,21 +7,17 @@ import logging
 from streams.video import mask_url
 
 
-class MaskSecrets(logging.Filter):
-    """Last line of defence: masks user:password@ in every message, whoever logged it."""
+class MaskingFormatter(logging.Formatter):
+    """Last line of defence: masks user:password@ in the whole formatted record, whoever logged it,
+    tracebacks and exception texts included (a filter on the message alone never sees those)."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = mask_url(message)
-        if masked != message:
-            record.msg, record.args = masked, None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_url(super().format(record))
 
 
 def setup_logging(verbose: bool = False) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.addFilter(MaskSecrets())
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -1,4 +1,8 @@
-"""Progress bars for batch footage: one tqdm bar per source, advanced by media time."""
+"""Progress bars for batch footage: one tqdm bar per source, advanced by media time.
+
+Bars are drawn only when stderr is a terminal: under systemd, docker or a pipe they would fill the log
+with carriage returns and block characters, and the summary table says the same at the end.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ def progress_bars() -> Iterator[Callable[[str], OnFrame]]:
             total=0,
             leave=True,
             position=len(bars),
+            disable=None,  # tqdm's "only on a terminal"
         )
         bars.append(bar)
 

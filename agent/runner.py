@@ -71,11 +71,13 @@ def run_agent(
                 t.join(timeout=0.2)
     finally:
         stop.set()
-        restore()
-        if uploader:
-            uploader.stop(config.uploader.drain_timeout_s)
-        counts = outbox.counts()
-        outbox.close()
+        try:
+            if uploader:
+                uploader.stop(config.uploader.drain_timeout_s)
+            counts = outbox.counts()
+            outbox.close()
+        finally:
+            restore()  # only now: a second SIGTERM during the drain must not kill the agent before its summary
     order = {s.id: i for i, s in enumerate(config.sources)}
     summaries.sort(key=lambda s: order[s.source_id])
     if inbox:
@@ -132,8 +134,13 @@ def _handle_signals(stop: threading.Event) -> Callable[[], None]:
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
+    received: list[int] = []
+
     def handler(signum, _frame) -> None:
-        log.warning("received %s: finishing the current frames and shutting down", signal.Signals(signum).name)
+        # a supervisor or an impatient operator may signal again while the agent drains: say it once
+        if not received:
+            log.warning("received %s: finishing the current frames and shutting down", signal.Signals(signum).name)
+        received.append(signum)
         stop.set()
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}

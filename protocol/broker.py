@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -25,6 +26,15 @@ class MqttConfig(BaseModel):
     client_cert: Path | None = None
     client_key: Path | None = None
     retry_cap_s: float = Field(default=30.0, ge=1, le=3600, description="longest wait between reconnections")
+
+    @field_validator("host")
+    @classmethod
+    def _bare_host(cls, value: str) -> str:
+        if not value.strip() or re.search(r"[\s/@]", value):
+            raise ValueError("give the broker's host name or IP address alone, e.g. mqtt.city-platform.example")
+        if value.count(":") == 1:  # one colon is a port; an IPv6 address has more
+            raise ValueError("give the host alone and its port under port (e.g. port: 8883)")
+        return value
 
     @field_validator("ca_file", "client_cert", "client_key", "password_file")
     @classmethod

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from agent.cases.case import Case, EvidenceFile, case_id
-from cityplatform.receiver import Receiver, ReceiverConfig
+from cityplatform.config import ReceiverConfig
+from cityplatform.receiver import Receiver
 from protocol.broker import MqttConfig
 from protocol.signing import Signer
 from uploader import MqttSettings, MqttUploader, Outbox, Topics, UploadPolicy
@@ -59,12 +60,28 @@ def make_cases(outbox: Outbox, signer: Signer, n: int, clip_bytes: int = 0, star
     return ids
 
 
-def start_receiver(port: int, store: Path, client_id: str = "rx-1", share_group: str | None = "platform") -> Receiver:
+def start_receiver(
+    port: int,
+    store: Path,
+    client_id: str = "rx-1",
+    share_group: str | None = "platform",
+    enrolled: dict[str, bytes] | None = None,
+    mqtt: MqttConfig | None = None,
+    **options,
+) -> Receiver:
+    """The reference receiver. With `enrolled` (agent id -> public key PEM) it trusts those keys only;
+    without it, the first key each agent publishes (trust_first_key, the lab setting)."""
+    if enrolled is not None:
+        (store / "agent-keys").mkdir(parents=True, exist_ok=True)
+        for agent_id, pem in enrolled.items():
+            (store / "agent-keys" / f"{agent_id}.pem").write_bytes(pem)
     config = ReceiverConfig(
-        mqtt=MqttConfig(host="127.0.0.1", port=port, topic_prefix=PREFIX, retry_cap_s=1),
+        mqtt=mqtt or MqttConfig(host="127.0.0.1", port=port, topic_prefix=PREFIX, retry_cap_s=1),
         store_dir=store,
         client_id=client_id,
         share_group=share_group,
+        trust_first_key=enrolled is None,
+        **options,
     )
     receiver = Receiver(config)
     receiver.start()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from agent.config import resources
-from agent.config.loading import ConfigError, parse_model
+from agent.config.loading import ConfigError, parse_model, read_config_text
 from agent.config.rules import CasesConfig, CaseType, RuleConfig
 from agent.config.sources import (  # noqa: F401 - re-exported: the configuration's public names
     _ID,
@@ -31,7 +31,7 @@ from agent.geo.grid import DEFAULT_FIELDS, GridIndex
 from protocol.broker import MqttConfig
 
 if TYPE_CHECKING:
-    from cityplatform.receiver import ReceiverConfig
+    from cityplatform.config import ReceiverConfig
 
 
 class TilingConfig(_Strict):
@@ -185,19 +185,21 @@ class AgentConfig(_Strict):
 
 def load_config(path: Path) -> AgentConfig:
     """Read and validate a configuration file; raise ConfigError listing every problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror})") from exc
-    return parse_config(text, base_dir=path.resolve().parent, origin=str(path))
+    return parse_config(read_config_text(path), base_dir=path.resolve().parent, origin=str(path))
 
 
 def load_receiver_config(path: Path) -> ReceiverConfig:
-    """The receiver's YAML file (`edge-agent receive`), read with the agent's reader: the platform package
-    takes a validated ReceiverConfig and shares nothing with the agent but the protocol."""
-    from cityplatform.receiver import ReceiverConfig
+    """Read and check the receiver's YAML with the agent's reader; ConfigError names the file and what to do.
+    The platform package takes the validated ReceiverConfig and shares only the protocol with the agent."""
+    from cityplatform.config import ReceiverConfig
 
-    config = parse_model(ReceiverConfig, path.read_text(encoding="utf-8"), path.resolve().parent, str(path))
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: no receiver configuration there; give the path of a receiver YAML, "
+            "for example -c configs/receiver.yaml"
+        )
+    text = read_config_text(path)
+    config = parse_model(ReceiverConfig, text, path.resolve().parent, str(path))
     if not config.store_dir.is_absolute():
         config = config.model_copy(update={"store_dir": path.resolve().parent / config.store_dir})
     return config

@@ -12,13 +12,15 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agent.config.loading import looks_like_url
 from agent.config.rules import CaseType
 from agent.geo.geometry import Homography
 from agent.geo.polygons import pixel_polygon, read_polygon_features
-from streams.video import is_live
 
 SourceKind = Literal["vehicle", "fixed", "drone", "bodycam"]
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+CAMERA_SCHEMES = ("rtsp", "rtsps", "rtmp", "srt", "udp")
+_EXAMPLE_URL = "rtsp://192.168.1.64:554/Streaming/Channels/101"  # user:${CAM_PASSWORD}@ goes before the host
 
 
 class _Strict(BaseModel):
@@ -112,8 +114,24 @@ class SourceConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _url_exists(cls, value: str) -> str:
-        if not is_live(value) and not Path(value).is_file():
+        if looks_like_url(value):
+            check_camera_url(value)
+        elif not Path(value).is_file():
             raise ValueError("file not found; give an existing video file or an rtsp:// URL")
+        return value
+
+    @field_validator("gnss")
+    @classmethod
+    def _gnss_address(cls, value: str | None) -> str | None:
+        if value is None or value.startswith("/"):
+            return value
+        scheme, slashes, address = value.partition("://")
+        host, port = _host_and_port(address.split("/", 1)[0])
+        if not slashes or scheme not in ("tcp", "udp", "gpsd") or not host or not _valid_port(port):
+            raise ValueError(
+                "bad gnss address; use tcp://HOST:PORT, udp://0.0.0.0:PORT, gpsd://HOST:2947 (ports 1-65535)"
+                " or a device path such as /dev/ttyUSB0"
+            )
         return value
 
     @field_validator("start_time")
@@ -164,6 +182,45 @@ class SourceConfig(_Strict):
         if value is not None and not value.is_file():
             raise ValueError("file not found; give the .SRT, .nmea, .gpx or .klv file recorded with the video")
         return value
+
+
+def check_camera_url(url: str) -> None:
+    """Raise ValueError ("bad URL: ...", never quoting the password) for what can be told without
+    a network: the scheme, its two slashes, a space, the host and the port."""
+    accepted = ", ".join(f"{scheme}://" for scheme in CAMERA_SCHEMES)
+    scheme, _, rest = url.partition(":")
+    if scheme.lower() in ("http", "https"):
+        raise ValueError(
+            f"bad URL: {scheme}:// is the camera's web page, not its video; give its RTSP stream, e.g. {_EXAMPLE_URL}"
+        )
+    if scheme.lower() not in CAMERA_SCHEMES or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        raise ValueError(f"bad URL: unknown scheme; accepted: {accepted} (or a video file), e.g. {_EXAMPLE_URL}")
+    if not rest.startswith("//"):
+        raise ValueError(f"bad URL: write two slashes after the scheme ({scheme.lower()}://host/...)")
+    if re.search(r"\s", url):
+        raise ValueError("bad URL: it holds a space; write a space in a password as %20")
+    authority = rest[2:]
+    userinfo, at, after = authority.rpartition("@")
+    if at and "/" in userinfo and ":" not in userinfo:  # the '@' was in the path, not after a user
+        after = authority
+    host, port = _host_and_port(re.split(r"[/?#]", after, maxsplit=1)[0])
+    if not host:
+        raise ValueError(f"bad URL: no host; give the camera's address, e.g. {_EXAMPLE_URL}")
+    if port is not None and not _valid_port(port):
+        raise ValueError(f"bad URL: port {port[:20]!r} is not a number from 1 to 65535 (RTSP's own is 554)")
+
+
+def _valid_port(port: str | None) -> bool:
+    return port is not None and port.isdigit() and 1 <= int(port) <= 65535
+
+
+def _host_and_port(hostport: str) -> tuple[str, str | None]:
+    """`host:port`, `host` or `[v6]:port` split in two; the port None when not given."""
+    if hostport.startswith("["):
+        host, _, tail = hostport[1:].partition("]")
+        return host, tail[1:] if tail.startswith(":") else None
+    host, colon, port = hostport.partition(":")
+    return host, port if colon else None
 
 
 def source_id_for(video: Path) -> str:

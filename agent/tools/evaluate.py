@@ -70,7 +70,7 @@ def evaluate(model: Path, data: Path, conf: float, threads: int = 1) -> EvalRepo
         raise FileNotFoundError(f"{folder}: no images")
     labels_dir = folder.parent / "labels"
     inference_s = 0.0
-    for image_path in tqdm(images, desc="eval", unit="img"):
+    for image_path in tqdm(images, desc="eval", unit="img", disable=None):
         image = cv2.imread(str(image_path))
         if image is None:
             continue
@@ -95,7 +95,7 @@ def false_positives_per_1000(model: Path, video: Path, conf: float, threads: int
     source = VideoSource("negatives", str(video), sample_fps=1000)
     frames = flagged = 0
     per_class = dict.fromkeys(detector.class_names, 0)
-    for frame in tqdm(source.frames(), desc=video.name, unit="frame"):
+    for frame in tqdm(source.frames(), desc=video.name, unit="frame", disable=None):
         found = detector.detect(frame.image)
         frames += 1
         flagged += bool(len(found))

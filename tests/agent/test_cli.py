@@ -41,8 +41,7 @@ def test_process_footage_without_targets(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "pattern.mp4", seconds=4)
     done = run_cli("process", str(clip), "--kind", "bodycam", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "pattern" in done.stdout
-    assert "s video" in done.stderr  # the progress bar
+    assert "pattern" in done.stdout  # the progress bar is only on a terminal: tests/agent/test_terminal.py
 
 
 def test_corrupt_and_missing_videos_are_reported_not_crashed(tmp_path: Path) -> None:
