@@ -19,6 +19,7 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+RETRY_S = 5.0  # how often a full disk is tried again; often enough to free memory soon, rarely enough to be cheap
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -46,12 +47,12 @@ class DiskBacklog:
     def __init__(
         self,
         label: str,
-        retry_s: float = 5.0,
+        retry_s: float | None = None,
         max_bytes: int = 64_000_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.label = label
-        self.retry_s = retry_s
+        self.retry_s = RETRY_S if retry_s is None else retry_s
         self.max_bytes = max_bytes  # memory the waiting evidence may take; past it new revisions are lost
         self.clock = clock
         self.waiting: deque[Waiting] = deque()
