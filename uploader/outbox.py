@@ -116,17 +116,13 @@ class Outbox:
             if self._case_state(case_id, revision):
                 return False
             folder = self._folder(case_id, revision)
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                for name, data in evidence.items():
-                    write_atomic(folder / name, data)
-                write_atomic(folder / CASE_FILE, case_json)
-                fsync_dir(folder)
-                fsync_dir(folder.parent)
-                self._insert(case_id, revision, evidence, time.time())
-            except (OSError, sqlite3.Error):  # a full disk: leave no half-written case taking space
-                shutil.rmtree(folder, ignore_errors=True)
-                raise
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, data in evidence.items():
+                write_atomic(folder / name, data)
+            write_atomic(folder / CASE_FILE, case_json)
+            fsync_dir(folder)
+            fsync_dir(folder.parent)
+            self._insert(case_id, revision, evidence, time.time())
         if self.quota_bytes is not None:
             enforce_quota(self, self.quota_bytes, self.hard_limit_bytes or self.quota_bytes)
         return True
