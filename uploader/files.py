@@ -9,10 +9,14 @@ from pathlib import Path
 def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary name, fsync, then rename over the final name."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError:  # a full disk: leave no half-written file taking the space that is left
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 
