@@ -141,7 +141,8 @@ def decoded_frames(data: bytes) -> int:
 
 
 def test_a_case_right_after_each_connect_to_a_camera_with_b_frames_gets_a_clip(
-    rtsp_factory, tmp_path: Path  # noqa: F811
+    rtsp_factory,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     """FFmpeg's RTSP demuxer gives the first packets of a connection no pts/dts (and, with B-frames, the
     next ones no dts): a clip cut right after connecting, and again right after a reconnect, still plays."""
