@@ -73,7 +73,9 @@ class SourceSummary:
             return self.incomplete
         if self.unstored:
             return f"disk full: {self.unstored} case revision(s) not stored"
-        return self.stream_state
+        if self.stream_state.startswith("unreachable"):  # a camera never reached did nothing it was asked
+            return self.stream_state
+        return ""  # a camera down only when the run stopped is shown in the table, not a failed run
 
 
 class Pipeline:

@@ -90,6 +90,7 @@ def test_sigterm_stops_a_camera_cleanly_and_never_logs_its_password(tmp_path: Pa
     assert row.split()[1] == "0"  # no frame decoded, and the status says why instead of "ok"
     assert "unreachable (" in row, row
     assert row.rstrip().endswith("/live: Connection refused"), row
+    assert proc.returncode == 1  # a camera never reached is a failed run, as an unreadable file is
 
 
 def outbox_ids(state: Path) -> list[str]:
