@@ -62,6 +62,7 @@ class SourceSummary:
     unstored: int = 0  # case revisions the disk refused until the end (lost with this run)
     time_source: str = ""  # files: where frame times came from ("container", "klv", "srt", "file mtime", ...)
     warnings: list[str] = field(default_factory=list)  # what the operator should know though the source ran
+    stream_state: str = ""  # cameras: unreachable or down at the end, and why (SourceStats.outcome); "" if fine
 
     @property
     def problem(self) -> str:
@@ -72,7 +73,9 @@ class SourceSummary:
             return self.incomplete
         if self.unstored:
             return f"disk full: {self.unstored} case revision(s) not stored"
-        return ""
+        if self.stream_state.startswith("unreachable"):  # a camera never reached did nothing it was asked
+            return self.stream_state
+        return ""  # a camera down only when the run stopped is shown in the table, not a failed run
 
 
 class Pipeline:
@@ -193,6 +196,8 @@ class Pipeline:
             summary.error = str(exc)
             log.error("%s", exc)
         finally:
+            if video is not None:
+                summary.stream_state = video.stats.outcome()
             if clips is not None:
                 clips.flush()  # revision 2 with what there is of the post-roll
             if video is not None and isinstance(video.track, LiveTrack):

@@ -153,7 +153,7 @@ def print_summary(result: RunResult, out=sys.stdout) -> None:
     print(header, file=out)
     print("-" * len(header), file=out)
     for s in result.summaries:
-        status = s.problem or "ok"
+        status = s.problem or s.stream_state or "ok"
         print(
             f"{s.source_id:<20} {s.frames_decoded:>8} {s.frames_analysed:>9} {s.detections:>11} {s.cases:>6} "
             f"{s.video_s:>8.1f}  {status}",

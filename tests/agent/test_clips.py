@@ -19,6 +19,7 @@ from agent.clips import Clip, cut_from_file, cut_from_ring
 from agent.config import default_config
 from agent.runner import run_agent
 from agent.verify import verify_path
+from streams.live import LiveOptions
 from streams.packets import EncodedPacket, PacketRing
 from streams.video import VideoSource
 from tests.agent.test_cli import ENV
@@ -124,10 +125,57 @@ def test_clip_from_a_live_rtsp_stream(rtsp_server: RtspServer, tmp_path: Path) -
     stop.set()
     assert frame_times[-1] >= t_s + post_s, "the stream did not run long enough"
     times = {round(p.media_s, 6) for p in held}
-    assert all(round(t, 6) in times for t in frame_times)  # frames and packets on one clock
+    # the ring starts at the connection's first keyframe with timestamps: within the first second
+    assert held[0].keyframe and held[0].media_s - frame_times[0] <= 1.0 + 1e-6
+    ringed = [t for t in frame_times if t >= held[0].media_s - 1e-6]
+    assert all(round(t, 6) in times for t in ringed)  # frames and packets on one clock
     assert clip.packets > 1 and all(p.params is held[0].params for p in held)  # one connection
     check_clip(clip, held, t_s, pre_s, post_s, 1.0, tmp_path)  # the server sends a keyframe every second
     print(f"rtsp clip: {clip.packets} packets, {len(clip.data)} bytes, cut in {cut_ms:.1f} ms")
+
+
+def decoded_frames(data: bytes) -> int:
+    """How many frames the clip decodes to, every packet of it decoded (an error raises)."""
+    with av.open(io.BytesIO(data)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def test_a_case_right_after_each_connect_to_a_camera_with_b_frames_gets_a_clip(
+    rtsp_factory,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """FFmpeg's RTSP demuxer gives the first packets of a connection no pts/dts (and, with B-frames, the
+    next ones no dts): a clip cut right after connecting, and again right after a reconnect, still plays."""
+    server = rtsp_factory(bframes=2)
+    server.start()
+    ring = PacketRing(max_s=20, max_bytes=8 << 20)
+    live = LiveOptions(stall_s=3, backoff_initial_s=0.5, backoff_cap_s=1)
+    video = VideoSource("cam", server.url, sample_fps=5, packets=ring, live_options=live)
+    stop = threading.Event()
+    pre_s, post_s = 2.0, 1.5
+    clips: list[tuple[float, Clip]] = []
+    deadline = time.monotonic() + 40
+    connect_s: float | None = None
+    for frame in video.frames(stop):
+        if video.stats.connects > len(clips) and connect_s is None:
+            connect_s = frame.media_s  # the first frame of this connection: the case's moment
+        if connect_s is not None and frame.media_s >= connect_s + post_s:
+            clips.append((connect_s, cut_from_ring(ring, connect_s + 0.2, pre_s, post_s, 50_000_000)))
+            connect_s = None
+            if len(clips) == 2:
+                break
+            server.kill()
+            server.start()
+        if time.monotonic() > deadline:
+            break
+    stop.set()
+    assert len(clips) == 2, f"{len(clips)} clips; {video.stats}"
+    for t_s, clip in clips:
+        info = probe(clip.data, tmp_path)
+        assert info["packets"][0]["flags"].startswith("K")
+        assert float(info["format"]["duration"]) > 0
+        assert decoded_frames(clip.data) == clip.packets > 1
+        assert clip.start_s <= t_s + 1.0 + 1e-6 and clip.end_s >= t_s  # a keyframe every second
 
 
 @pytest.fixture(scope="module")
