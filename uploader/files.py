@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import suppress
 from pathlib import Path
 
 _PARTIAL = ".tmp"
@@ -46,3 +47,13 @@ def complete_folder(folder: Path, last_file: str) -> dict[str, bytes] | None:
     except (OSError, ValueError):
         return None
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.name != last_file and not p.name.endswith(_PARTIAL)}
+
+
+def tree_bytes(root: Path) -> int:
+    """Bytes of the files under `root`; what another thread deletes meanwhile counts as nothing."""
+    total = 0
+    for folder, _dirs, names in os.walk(root):  # os.walk skips folders that vanish under it
+        for name in names:
+            with suppress(FileNotFoundError):
+                total += os.stat(os.path.join(folder, name)).st_size
+    return total

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from uploader import revisions
-from uploader.files import complete_folder, fsync_dir, remove_partial_files, write_atomic
+from uploader.files import complete_folder, fsync_dir, remove_partial_files, tree_bytes, write_atomic
 from uploader.protocol import chunk_count
 from uploader.quota import enforce_quota
 from uploader.revisions import ACKED, DEFERRED, EVICTED, PENDING, REJECTED, SENT
@@ -258,7 +258,7 @@ class Outbox:
             )
 
     def disk_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.cases_dir.rglob("*") if p.is_file())
+        return tree_bytes(self.cases_dir)
 
     def clips_oldest_first(self) -> list[tuple[str, int, str, int]]:
         """(case id, revision, name, bytes) of every clip still on disk and not yet acknowledged."""

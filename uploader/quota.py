@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from uploader.files import tree_bytes
+
 log = logging.getLogger(__name__)
 
 
@@ -48,7 +50,7 @@ def enforce_quota(outbox: QuotaStore, quota_bytes: int, hard_limit_bytes: int) -
     for item in outbox.obsolete_items():
         if used <= quota_bytes:
             break
-        size = _folder_bytes(item.folder)
+        size = tree_bytes(item.folder)
         outbox.evict_case(item.case_id, item.revision)
         used -= size
         removed.append(f"{item.case_id}/r{item.revision}")
@@ -68,7 +70,7 @@ def enforce_quota(outbox: QuotaStore, quota_bytes: int, hard_limit_bytes: int) -
     for item in outbox.items():
         if used <= hard_limit_bytes:
             break
-        size = _folder_bytes(item.folder)
+        size = tree_bytes(item.folder)
         outbox.evict_case(item.case_id, item.revision)
         used -= size
         removed.append(f"{item.case_id}/r{item.revision}")
@@ -80,7 +82,3 @@ def enforce_quota(outbox: QuotaStore, quota_bytes: int, hard_limit_bytes: int) -
             item.revision,
         )
     return removed
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
