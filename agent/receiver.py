@@ -352,22 +352,17 @@ class Receiver:
         self.connection.client.publish(Topics(self.prefix, agent_id).ack, ack, qos=1)
 
     def evidence_files(self, agent_id: str, case_id: str, revision: int) -> dict[str, Path]:
-        """Every evidence file a stored case revision lists that has arrived, by name. A file is found by
-        its sha256 in whichever revision of the case carried it: agents send unchanged bytes only once."""
+        """The files a stored case revision lists that have arrived, by name, each found by sha256 in
+        whichever revision of the case brought it: an agent sends unchanged bytes once per case."""
+        found: dict[str, Path] = {}
         with self._lock:
-            row = self._db.execute(
-                "SELECT json FROM cases WHERE agent_id = ? AND case_id = ? AND revision = ?",
-                (agent_id, case_id, revision),
-            ).fetchone()
-            found: dict[str, Path] = {}
-            for entry in json.loads(row[0])["evidence"] if row else []:
+            for name, (sha256, _size) in (self._listed(_File(agent_id, case_id, revision, "", 0, "", 0)) or {}).items():
                 held = self._db.execute(
-                    "SELECT revision, name FROM evidence WHERE agent_id = ? AND case_id = ? AND sha256 = ? "
-                    "ORDER BY revision DESC LIMIT 1",
-                    (agent_id, case_id, entry["sha256"]),
+                    "SELECT revision, name FROM evidence WHERE agent_id = ? AND case_id = ? AND sha256 = ?",
+                    (agent_id, case_id, sha256),
                 ).fetchone()
                 if held:
-                    found[entry["name"]] = self.store / "cases" / agent_id / case_id / f"r{held[0]}" / held[1]
+                    found[name] = self.store / "cases" / agent_id / case_id / f"r{held[0]}" / held[1]
         return found
 
     def case_ids(self) -> list[tuple[str, int]]:
