@@ -145,7 +145,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     result = run_agent(config)
     print_summary(result)
-    return 1 if any(s.error for s in result.summaries) else 0
+    return 1 if any(s.problem for s in result.summaries) else 0
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
@@ -171,7 +171,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
     with progress_bars() as factory:
         result = run_agent(config, on_frame_factory=factory)
     print_summary(result)
-    return 1 if any(s.error for s in result.summaries) else 0
+    return 1 if any(s.problem for s in result.summaries) else 0
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:

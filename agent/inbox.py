@@ -1,8 +1,10 @@
 """The drone operators' inbox: a folder where recorded footage is uploaded and processed once.
 
-A video (with a sidecar of the same name: .SRT, .nmea, .gpx or .klv) is taken when its size has not
-changed for `settle_s` (the upload has finished), processed like any recorded file, then moved to
-`done/` or to `failed/` with a `.reason.txt` beside it. After a crash the file is still in the
+A video (with a sidecar of the same name: .SRT, .nmea, .gpx or .klv) is taken when its size and mtime
+have not changed for `settle_s` (the upload has finished), processed like any recorded file, then
+moved to `done/` or to `failed/` with a `.reason.txt` beside it. A settled file that is still cut short
+(an upload that broke off) goes to `failed/` unprocessed, as does one that ran into a full disk: the
+reason says what to do. After a crash the file is still in the
 inbox and is processed again: case ids are stable, so the outbox stores nothing twice.
 """
 
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from agent.config import InboxConfig, SourceConfig, source_id_for
 from agent.pipeline import SourceSummary
+from streams.video import truncation
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,7 @@ class Inbox:
         for folder in (self.folder, self.done, self.failed):
             folder.mkdir(parents=True, exist_ok=True)
         self.summaries: list[SourceSummary] = []
-        self._seen: dict[Path, tuple[int, float]] = {}  # size and when it was first seen at that size
+        self._seen: dict[Path, tuple[tuple[int, int], float]] = {}  # (size, mtime) and when first seen so
 
     def run(self, stop: threading.Event) -> None:
         log.info("inbox %s: waiting for uploads", self.folder)
@@ -47,7 +50,7 @@ class Inbox:
             stop.wait(self.config.scan_every_s)
 
     def ready(self) -> list[Path]:
-        """Videos whose size has not changed for `settle_s`, oldest first."""
+        """Videos whose size and mtime have not changed for `settle_s`, oldest first."""
         now = time.monotonic()
         ready = []
         present = set()
@@ -55,11 +58,12 @@ class Inbox:
             if not path.is_file() or path.suffix.lower() not in VIDEO_SUFFIXES:
                 continue
             present.add(path)
-            size = path.stat().st_size
+            stat = path.stat()
+            shape = (stat.st_size, stat.st_mtime_ns)
             seen = self._seen.get(path)
-            if seen is None or seen[0] != size:
-                self._seen[path] = (size, now)
-            elif now - seen[1] >= self.config.settle_s and size > 0:
+            if seen is None or seen[0] != shape:
+                self._seen[path] = (shape, now)
+            elif now - seen[1] >= self.config.settle_s and stat.st_size > 0:
                 ready.append(path)
         self._seen = {p: v for p, v in self._seen.items() if p in present}
         return ready
@@ -80,22 +84,32 @@ class Inbox:
             telemetry=sidecar,
             sample_fps=self.config.sample_fps,
         )
-        log.info("inbox: processing %s%s", video.name, f" with {sidecar.name}" if sidecar else " (no sidecar)")
-        try:
-            summary = self.process(source)
-        except Exception as exc:  # one bad upload must not stop the inbox
-            log.exception("inbox: %s failed", video.name)
-            summary = SourceSummary(source.id, error=f"{type(exc).__name__}: {exc}")
+        cut = truncation(video)
+        if cut:  # settled yet still cut short: the upload broke off, and half a flight is not worth a pass
+            summary = SourceSummary(source.id, incomplete=f"{cut}; not processed: upload the whole file again")
+        else:
+            log.info("inbox: processing %s%s", video.name, f" with {sidecar.name}" if sidecar else " (no sidecar)")
+            summary = self._process(source)
         self.summaries.append(summary)
-        target = self.failed if summary.error else self.done
+        reason = summary.error or summary.problem
+        if summary.unstored:
+            reason += "; free space on the agent's disk, then move the video back into the inbox"
+        target = self.failed if reason else self.done
         for path in (video, sidecar):
             if path is not None:
                 shutil.move(str(path), target / path.name)
-        if summary.error:
-            (self.failed / f"{video.name}.reason.txt").write_text(summary.error + "\n")
-            log.warning("inbox: %s moved to failed/: %s", video.name, summary.error)
+        if reason:
+            (self.failed / f"{video.name}.reason.txt").write_text(reason + "\n")
+            log.warning("inbox: %s moved to failed/: %s", video.name, reason)
         else:
             log.info(
                 "inbox: %s done: %d frames analysed, %d case(s)", video.name, summary.frames_analysed, summary.cases
             )
         self._seen.pop(video, None)
+
+    def _process(self, source: SourceConfig) -> SourceSummary:
+        try:
+            return self.process(source)
+        except Exception as exc:  # one bad upload must not stop the inbox
+            log.exception("inbox: %s failed", source.url)
+            return SourceSummary(source.id, error=f"{type(exc).__name__}: {exc}")

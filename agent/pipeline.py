@@ -6,6 +6,7 @@ calling thread for `process`. The detector is shared (onnxruntime sessions are t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.backlog import DiskBacklog, Waiting
 from agent.cases.case import Case, EvidenceFile, case_id
 from agent.cases.colocated import Colocator
 from agent.cases.locate import locate
@@ -34,9 +36,9 @@ from protocol.signing import Signer
 from streams import Frame, StreamError
 from streams.gnss import LiveTrack
 from streams.sampling import DistanceSampler, MotionGate, Sampler
-from streams.telemetry import load_track
-from streams.track import Positions
-from streams.video import LiveOptions, VideoSource, mask_url
+from streams.telemetry import NoPositionsError, embedded_track, load_track, start_hint
+from streams.track import Positions, Track
+from streams.video import LiveOptions, VideoSource, is_live, mask_url
 from uploader import Outbox
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,24 @@ class SourceSummary:
     cases: int = 0
     error: str = ""
     case_ids: list[str] = field(default_factory=list)
+    incomplete: str = ""  # the file ended before its container said it would (truncated)
+    unstored: int = 0  # case revisions the disk refused until the end (lost with this run)
+    time_source: str = ""  # files: where frame times came from ("container", "klv", "srt", "file mtime", ...)
+    warnings: list[str] = field(default_factory=list)  # what the operator should know though the source ran
+    stream_state: str = ""  # cameras: unreachable or down at the end, and why (SourceStats.outcome); "" if fine
+
+    @property
+    def problem(self) -> str:
+        """What went wrong, worst first; "" when the source did all it was asked to."""
+        if self.error:
+            return f"error: {self.error}"
+        if self.incomplete:
+            return self.incomplete
+        if self.unstored:
+            return f"disk full: {self.unstored} case revision(s) not stored"
+        if self.stream_state.startswith("unreachable"):  # a camera never reached did nothing it was asked
+            return self.stream_state
+        return ""  # a camera down only when the run stopped is shown in the table, not a failed run
 
 
 class Pipeline:
@@ -81,13 +101,25 @@ class Pipeline:
         self.colocator = Colocator(config.cases.colocated, detector.class_names)
         self.registry = CaseRegistry(config.state_dir / "cases.sqlite3", config.cases.remember_days)
         self.grid = config.grid.index() if config.grid else None
+        self._backlogs: dict[str, DiskBacklog] = {}
 
-    def open_source(self, source: SourceConfig) -> VideoSource:
+    def open_source(self, source: SourceConfig, summary: SourceSummary | None = None) -> VideoSource:
+        """The source's video with its positions: live GNSS, the sidecar, else KLV inside the file."""
         track: Positions | None = None
         if source.gnss:
             track = LiveTrack(source.gnss).start()
         elif source.telemetry:
-            track = load_track(source.telemetry)
+            try:
+                track = load_track(source.telemetry)
+            except NoPositionsError as exc:  # as good as no sidecar: the footage is still worth analysing
+                log.warning("%s: %s; processing it without positions", source.id, exc)
+                if summary is not None:
+                    summary.warnings.append(f"{exc}; processed without positions")
+        local = not is_live(source.url)
+        if track is None and local and not source.gnss:
+            track = embedded_track(Path(source.url))
+        recorded = track if isinstance(track, Track) else None
+        hint = start_hint(recorded, source.telemetry, self.config.cases.tz) if local else None
         return VideoSource(
             source.id,
             source.url,
@@ -103,6 +135,7 @@ class Pipeline:
             sampler=sampler_for(source),
             keyframes_only=source.keyframes_only,
             start_utc=source.start_time,
+            start_hint=hint,
             packets=ring_for(self.config.evidence, source),
         )
 
@@ -120,9 +153,11 @@ class Pipeline:
         tracker = Tracker(compensate=source.kind != "fixed")
         video: VideoSource | None = None
         clips: ClipJobs | None = None
+        backlog = self._backlogs[source.id] = DiskBacklog(source.id)
+        accepted: list[tuple[str, int]] = []
         try:
             places = SourcePlaces.from_config(source)
-            video = self.open_source(source)
+            video = self.open_source(source, summary)
             clips = ClipJobs(self.config.evidence, source, video)
             log.info("%s: reading %s", source.id, mask_url(source.url))
             stage, clock = summary.stage_s, time.perf_counter()
@@ -142,10 +177,11 @@ class Pipeline:
                         sighting.explanation["tracks"] = tracks
                     case, files = self.accept(source, sighting)
                     clips.add(case, files, frame.media_s)
-                    summary.cases += 1
+                    accepted.append((case.id, case.revision))
                     summary.case_ids.append(case.id)
                 for case, files in clips.due(frame.media_s):
                     self.store(source, case, files)
+                backlog.retry()
                 on_frame(video, frame)
                 clock, done = time.perf_counter(), clock
                 stage["decode+sample"] += t_frame - done
@@ -156,15 +192,23 @@ class Pipeline:
                 summary.video_s = frame.media_s
             summary.frames_decoded = video.stats.decoded
             summary.video_s = video.duration_s or summary.video_s
+            if video.incomplete:
+                summary.incomplete, summary.video_s = video.incomplete, video.last_media_s or 0.0
         except StreamError as exc:
             summary.error = str(exc)
             log.error("%s", exc)
         finally:
+            if video is not None:
+                summary.stream_state = video.stats.outcome()
             if clips is not None:
                 for case, files in clips.flush():  # revision 2 with what there is of the post-roll
                     self.store(source, case, files)
             if video is not None and isinstance(video.track, LiveTrack):
                 video.track.stop()
+            lost = set(self._backlogs.pop(source.id).finish())
+            summary.unstored = len(lost)
+            summary.cases = sum(1 for key in accepted if key not in lost)
+            summary.time_source = video.time_source if video is not None else ""
         return summary
 
     def by_type(self, detections: Detections) -> dict[str, Detections]:
@@ -251,6 +295,23 @@ class Pipeline:
         files: dict[str, bytes],
         sighting_id: str | None = None,
         fixed_box: np.ndarray | None = None,
+    ) -> None:
+        """Store the case now or, while the disk is full, as soon as it takes writes again (`DiskBacklog`)."""
+        write = functools.partial(self._store_now, source, case, files, sighting_id, fixed_box)
+        item = Waiting(case.id, case.revision, sum(len(data) for data in files.values()), write)
+        backlog = self._backlogs.get(source.id)
+        if backlog is None:  # outside run_source (tools): no one to retry, so errors go to the caller
+            write()
+        else:
+            backlog.write(item)
+
+    def _store_now(
+        self,
+        source: SourceConfig,
+        case: Case,
+        files: dict[str, bytes],
+        sighting_id: str | None,
+        fixed_box: np.ndarray | None,
     ) -> bool:
         """Sign the case record and store it with its files durably in the outbox; False if stored before."""
         self.registry.record(case, sighting_id, fixed_box)

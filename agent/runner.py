@@ -153,12 +153,19 @@ def print_summary(result: RunResult, out=sys.stdout) -> None:
     print(header, file=out)
     print("-" * len(header), file=out)
     for s in result.summaries:
-        status = f"error: {s.error}" if s.error else "ok"
+        status = s.problem or s.stream_state or "ok"
         print(
             f"{s.source_id:<20} {s.frames_decoded:>8} {s.frames_analysed:>9} {s.detections:>11} {s.cases:>6} "
             f"{s.video_s:>8.1f}  {status}",
             file=out,
         )
+    for s in result.summaries:
+        for warning in s.warnings:
+            print(f"{s.source_id}: warning: {warning}", file=out)
+        if s.time_source in ("klv", "srt"):
+            print(f"{s.source_id}: no creation_time in the file: times from its {s.time_source} telemetry", file=out)
+        elif s.time_source == "file mtime":
+            print(f"{s.source_id}: no creation_time and no telemetry clock: times from the file's mtime", file=out)
     video_s = sum(s.video_s for s in result.summaries)
     if video_s and result.seconds:
         print(

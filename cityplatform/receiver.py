@@ -351,6 +351,20 @@ class Receiver:
     def _ack(self, agent_id: str, ack: bytes) -> None:
         self.connection.client.publish(Topics(self.prefix, agent_id).ack, ack, qos=1)
 
+    def evidence_files(self, agent_id: str, case_id: str, revision: int) -> dict[str, Path]:
+        """The files a stored case revision lists that have arrived, by name, each found by sha256 in
+        whichever revision of the case brought it: an agent sends unchanged bytes once per case."""
+        found: dict[str, Path] = {}
+        with self._lock:
+            for name, (sha256, _size) in (self._listed(_File(agent_id, case_id, revision, "", 0, "", 0)) or {}).items():
+                held = self._db.execute(
+                    "SELECT revision, name FROM evidence WHERE agent_id = ? AND case_id = ? AND sha256 = ?",
+                    (agent_id, case_id, sha256),
+                ).fetchone()
+                if held:
+                    found[name] = self.store / "cases" / agent_id / case_id / f"r{held[0]}" / held[1]
+        return found
+
     def case_ids(self) -> list[tuple[str, int]]:
         with self._lock:
             return self._db.execute("SELECT case_id, revision FROM cases ORDER BY received_at").fetchall()

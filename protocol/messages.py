@@ -11,7 +11,9 @@ Topics, with `{p}` the prefix and `{a}` the agent id:
   {p}/{a}/ack                            JSON from the platform: a case or file stored (or rejected)
 Chunks are numbered, so a transfer broken by a bad link resumes from the last chunk the broker
 acknowledged instead of starting again; the platform acknowledges a file only once it has every
-chunk and the whole file's sha256 matches.
+chunk and the whole file's sha256 matches. A file is sent once per case: a revision listing a
+sha256 that an earlier revision of the case sent gets no chunks of its own (the platform finds the
+bytes by case id and sha256).
 
 Every value that a receiver turns into a path or a key must match a strict pattern below, derived
 from what the agent produces; each chunk but the last of a file is exactly CHUNK_BYTES long.

@@ -75,6 +75,23 @@ class SourceStats:
         with self._lock:
             return list(self.history)
 
+    def outcome(self) -> str:
+        """What went wrong with a live source, for the end-of-run table; "" when nothing did.
+
+        A camera refused for the whole run otherwise looks like one that saw nothing: it says
+        `unreachable` and why; one that was down when the run stopped says its state and why.
+        """
+        with self._lock:
+            states = [t.state for t in self.history if t.state != State.STOPPED]
+            connects, error = self.connects, self.last_error
+        if not error or not states:
+            return ""
+        if connects == 0:
+            return f"unreachable ({states[-1]}): {error}"
+        if states[-1] in (State.CONNECTING, State.STALLED, State.BACKING_OFF):
+            return f"{states[-1]} at the end: {error}"
+        return ""
+
     def snapshot(self) -> dict[str, object]:
         """The counters as a plain dict (for a health report), with the age of the newest frame."""
         with self._lock:
@@ -88,20 +105,29 @@ class SourceStats:
 
 @dataclass
 class Backoff:
-    """Exponential backoff with jitter, capped, reset after a healthy period.
+    """Exponential backoff with jitter, capped, with quick retries after a live spell.
 
-    The jitter only shortens a delay (by up to `jitter` of it), so `cap_s` is a true upper bound and
-    cameras that failed together do not retry together.
+    A camera that was live and dropped is most often back within seconds (a switch, a 4G gap, a
+    reboot), so for `quick_s` after `reset(quick_s)` every delay is `initial_s`, whatever the cap;
+    after that, as for a camera that never came up, the delays double up to `cap_s`. The jitter only
+    shortens a delay (by up to `jitter` of it), so `cap_s` is a true upper bound and cameras that
+    failed together do not retry together.
     """
 
     initial_s: float = 1.0
     cap_s: float = 30.0
     jitter: float = 0.2
     _next: float = field(default=0.0, init=False)
+    _quick_until: float = field(default=float("-inf"), init=False)
 
     def delay(self) -> float:
-        self._next = self.initial_s if self._next == 0 else min(self._next * 2, self.cap_s)
-        return self._next * random.uniform(1.0 - self.jitter, 1.0)
+        if time.monotonic() < self._quick_until:
+            nominal = self.initial_s
+        else:
+            nominal = self._next = self.initial_s if self._next == 0 else min(self._next * 2, self.cap_s)
+        return nominal * random.uniform(1.0 - self.jitter, 1.0)
 
-    def reset(self) -> None:
+    def reset(self, quick_s: float = 0.0) -> None:
+        """Start the sequence again; for the next `quick_s` seconds every delay is `initial_s`."""
         self._next = 0.0
+        self._quick_until = time.monotonic() + quick_s

@@ -19,6 +19,10 @@ from streams.klv import UL_PREFIX, KlvError, decode_packet, known_set, read_pack
 log = logging.getLogger(__name__)
 
 
+class NoKlvStreamError(StreamError):
+    """The video has no data stream at all: it carries no KLV (most MP4s), which is not a fault."""
+
+
 @dataclass
 class KlvStats:
     """What a read found: packets of the sets we decode, fixes made, and what was skipped and why."""
@@ -110,7 +114,7 @@ def read_ts_klv(path: Path) -> tuple[list[PositionFix], KlvStats]:
     try:
         data = list(container.streams.data)  # any data stream: only SMPTE-keyed packets are decoded
         if not data:
-            raise StreamError(f"telemetry {path}: no data stream in the file; it carries no KLV metadata")
+            raise NoKlvStreamError(f"telemetry {path}: no data stream in the file; it carries no KLV metadata")
         video = container.streams.video[0] if container.streams.video else None
         wanted = [*data, video] if video is not None else data
         start = _start_s(video) or 0.0

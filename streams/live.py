@@ -36,9 +36,12 @@ class LiveOptions:
     """How a live source connects, notices a stall and retries.
 
     Shorter `stall_s` notices a dead camera sooner but reconnects a camera that only paused (or a
-    congested 4G link) more often; a smaller `backoff_cap_s` returns sooner after an outage but
-    knocks on a dead camera more often. `healthy_s` of uninterrupted frames resets the backoff.
-    `probe_s` bounds FFmpeg's stream probing on open (longer helps streams with rare keyframes).
+    congested 4G link) more often. A camera that was live and drops is retried every
+    `backoff_initial_s` for `quick_retry_s`, whatever the cap, so that a short outage ends within
+    about a second of the camera's return; only one that stays down (or never came up) backs off,
+    doubling up to `backoff_cap_s`: a smaller cap finds a long-dead camera's return sooner but knocks
+    on it more often. `probe_s` bounds FFmpeg's stream probing on open (longer helps streams with
+    rare keyframes).
     """
 
     transport: Literal["tcp", "udp"] = "tcp"
@@ -46,7 +49,7 @@ class LiveOptions:
     stall_s: float = 10.0
     backoff_initial_s: float = 1.0
     backoff_cap_s: float = 30.0
-    healthy_s: float = 30.0
+    quick_retry_s: float = 30.0
     probe_s: float = 0.5
     keyframes_only: bool = False
 
@@ -172,8 +175,8 @@ class LiveReader:
             if self._stop.is_set():
                 break
             last_frame = self.stats.last_frame_mono_s
-            if live_since is not None and last_frame is not None and last_frame - live_since >= opts.healthy_s:
-                backoff.reset()  # frames flowed for healthy_s: this is a new outage, not the same one
+            if live_since is not None and last_frame is not None and last_frame >= live_since:
+                backoff.reset(opts.quick_retry_s)  # it was live: a new outage, most likely a short one
             delay = backoff.delay()
             self.stats.reconnects += 1
             self.stats.set_state(State.BACKING_OFF, reason, delay)

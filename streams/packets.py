@@ -114,6 +114,11 @@ class RingFeeder:
     A Frame's media time is `offset + frame.time`, and the offset is known only once the first frame
     of the connection is decoded (decoders hold frames back, B-frames reorder them), so packets wait
     here until the reader calls `anchor(offset_s)`.
+
+    FFmpeg's RTSP demuxer gives the first packets of a connection no pts and no dts (it cannot map
+    RTP times yet; with B-frames the next few lack a dts too), and an MP4 cannot hold them: a clip
+    that started there failed with "Invalid argument". So the ring starts at the first keyframe that
+    has both; the packets before it (at most one keyframe interval per connection) are skipped.
     """
 
     def __init__(self, ring: PacketRing, stream: av.video.stream.VideoStream) -> None:
@@ -123,6 +128,8 @@ class RingFeeder:
         self._offset_s: float | None = None
         self._pending: list[tuple[bytes, int | None, int | None, int, bool]] = []
         self._last_s = 0.0
+        self._timed = False  # a keyframe with pts and dts has come: packets from it on are kept
+        self.skipped = 0  # packets before it, which no clip could hold
 
     @property
     def anchored(self) -> bool:
@@ -131,6 +138,11 @@ class RingFeeder:
     def add(self, packet: av.Packet) -> None:
         if not packet.size:
             return  # flush packets at the end of a stream carry nothing
+        if not self._timed:
+            self._timed = packet.is_keyframe and packet.pts is not None and packet.dts is not None
+            if not self._timed:
+                self.skipped += 1
+                return
         item = (bytes(packet), packet.pts, packet.dts, packet.duration or 0, packet.is_keyframe)
         if self._offset_s is None:
             if len(self._pending) < _MAX_PENDING:

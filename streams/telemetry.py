@@ -1,19 +1,21 @@
 """Position tracks from telemetry: DJI .SRT, NMEA 0183, GPX, and MISB KLV (raw or inside MPEG-TS).
 
 Bad lines, blocks and packets are skipped with one warning per file that counts them; a file that
-yields no position at all raises StreamError so that the operator learns the sidecar is useless.
+yields no position at all raises NoPositionsError so that the operator learns the sidecar is useless.
+A video whose own data stream carries KLV needs no sidecar (`embedded_track`), and telemetry with a
+clock tells when a recording without creation_time began (`start_hint`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
 from streams import PositionFix, StreamError
 from streams.gpx import parse_gpx
-from streams.klv_files import KlvStats, read_klv_file, read_ts_klv
+from streams.klv_files import KlvStats, NoKlvStreamError, read_klv_file, read_ts_klv
 from streams.nmea import parse_nmea
 from streams.track import Track
 
@@ -22,6 +24,10 @@ log = logging.getLogger(__name__)
 TEXT_SUFFIXES = {".srt": "srt", ".nmea": "nmea", ".log": "nmea", ".txt": "nmea", ".gpx": "gpx"}
 KLV_SUFFIXES = {".klv", ".bin"}  # raw packet streams, timed by their UTC timestamps
 VIDEO_SUFFIXES = {".ts", ".m2ts", ".mts", ".mpg", ".mpeg"}  # KLV beside the video, timed by PTS
+
+
+class NoPositionsError(StreamError):
+    """The telemetry file was read but holds no usable position (empty, all broken, no GPS lock)."""
 
 
 def load_track(path: Path, max_gap_s: float = 2.0, interpolate: bool = True) -> Track:
@@ -52,8 +58,44 @@ def load_track(path: Path, max_gap_s: float = 2.0, interpolate: bool = True) -> 
             "KLV .klv/.bin file, or an MPEG-TS .ts video with KLV"
         )
     if not fixes:
-        raise StreamError(f"telemetry {path}: no position found in the file; check that it is the right sidecar")
+        raise NoPositionsError(f"telemetry {path}: no position found in the file; check that it is the right sidecar")
     return Track(tuple(fixes), max_gap_s=max_gap_s, interpolate=interpolate)
+
+
+def embedded_track(video: Path) -> Track | None:
+    """Positions from the KLV in a video's own data streams (MPEG-TS from drones and gimbals), or None
+    when the file carries none: then it is footage without positions, as without a sidecar."""
+    try:
+        fixes, stats = read_ts_klv(video)
+    except NoKlvStreamError:
+        return None
+    if not fixes:
+        log.info("%s: its data streams carry no KLV position", video.name)
+        return None
+    _warn_klv(video, stats)
+    log.info("%s: %d positions from the KLV embedded in the video", video.name, len(fixes))
+    return Track(tuple(fixes))
+
+
+def start_hint(track: Track | None, sidecar: Path | None, tz: tzinfo) -> tuple[datetime, str] | None:
+    """When recording began by the telemetry's clock, and which telemetry said so; None without a clock.
+
+    KLV fixes timed by media offset carry their precision timestamp (tag 2): start = utc - offset. A raw
+    KLV sidecar keyed by UTC starts with the video it was exported from. DJI .SRT clocks are the remote
+    controller's local time, read in `tz` (the agent's time zone)."""
+    fixes = track.fixes if track is not None else ()
+    if fixes and fixes[0].source.startswith("klv"):
+        timed = next((f for f in fixes if f.utc is not None), None)
+        if timed is not None:
+            return timed.utc - timedelta(seconds=timed.media_s or 0.0), "klv"
+    if sidecar is not None and sidecar.suffix.lower() == ".srt":
+        try:
+            clock = srt_start(sidecar.read_text(encoding="utf-8-sig", errors="replace"))
+        except OSError:
+            return None
+        if clock is not None:
+            return clock.replace(tzinfo=tz), "srt"
+    return None
 
 
 def _warn_klv(path: Path, stats: KlvStats) -> None:
@@ -120,6 +162,15 @@ def parse_dji_srt(text: str) -> tuple[list[PositionFix], int]:
     return fixes, skipped
 
 
+def srt_start(text: str) -> datetime | None:
+    """The local clock time at media time 0: the first block's clock less its offset into the video."""
+    for block in re.split(r"\r?\n\s*\r?\n", text):
+        clock = _srt_clock(block)
+        if clock is not None:
+            return clock - timedelta(seconds=_srt_offset(block) or 0.0)
+    return None
+
+
 def _looks_like_data(block: str) -> bool:
     return bool(re.search(r"GPS|latitude|-->", block, re.I))
 
@@ -181,4 +232,4 @@ def _srt_position(block: str) -> tuple[float, float, float | None] | None:
     return lat, lon, alt
 
 
-__all__ = ["Track", "load_track", "parse_dji_srt", "parse_nmea"]
+__all__ = ["NoPositionsError", "Track", "embedded_track", "load_track", "parse_dji_srt", "parse_nmea", "start_hint"]

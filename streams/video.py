@@ -46,6 +46,9 @@ class VideoSource:
     `live_options` tunes transport, timeouts, watchdog and backoff. `stats` tells the state and
     counters.
     Each yielded Frame carries the position from `track` at its time (see `Track.at`) when one is given.
+    A file's frames are timed from `start_utc`, else its creation_time, else `start_hint` (when its
+    telemetry says recording began), else its mtime; `time_source` says which. A file that ends before
+    its container says it should (a cut upload) leaves the reason in `incomplete`.
     With `packets` (a PacketRing) every encoded packet read is kept there too, for clips.
     """
 
@@ -61,6 +64,7 @@ class VideoSource:
         keyframes_only: bool = False,
         packets: PacketRing | None = None,
         start_utc: datetime | None = None,
+        start_hint: tuple[datetime, str] | None = None,
     ) -> None:
         self.source_id = source_id
         self.url = url
@@ -71,9 +75,14 @@ class VideoSource:
         self.sampler = sampler or TimeSampler(sample_fps)
         self.keyframes_only = keyframes_only  # files: decode keyframes only (cameras: live_options)
         self.start_utc = start_utc  # files: when recording began, when the container does not say (or is wrong)
+        self.start_hint = start_hint  # files: (start, what said so) from telemetry, below creation_time
         self.packets = packets  # encoded packets for clips; None keeps none
         self.stats = SourceStats()
         self.duration_s: float | None = None
+        self.frames_expected: int | None = None  # files: the container's frame count, where it has one
+        self.last_media_s: float | None = None  # files: media time of the last frame decoded
+        self.incomplete = ""  # files: why the file ended early (truncated), "" when it played to its end
+        self.time_source = ""  # files: "given", "container", the telemetry's name or "file mtime"
         self.started_mono_s: float | None = None
         self._index = 0
 
@@ -208,13 +217,13 @@ class VideoSource:
                 raise StreamError(f"{self.source_id}: {mask_url(self.url)} has no video stream")
             stream = container.streams.video[0]
             tune_decoder(stream, one_thread=self.realtime, keyframes_only=self.keyframes_only)
-            if stream.duration and stream.time_base:
-                self.duration_s = float(stream.duration * stream.time_base)
-            elif container.duration:
-                self.duration_s = container.duration / 1e6
+            self.duration_s = _duration_s(container, stream)
+            self.frames_expected = stream.frames or None
             start_utc = self._start_time(container)
             self.stats.set_state(State.LIVE)
             yield from self._decode(container, stream, start_utc, stop)
+            if not stop.is_set():
+                self._check_complete(float(stream.average_rate or 25))
         finally:
             container.close()
 
@@ -241,6 +250,7 @@ class VideoSource:
                     if feeder is not None:
                         feeder.anchor(-first_pts)
                 media_s -= first_pts
+                self.last_media_s = media_s
                 if self.realtime:
                     ahead = media_s - (time.monotonic() - wall_start)
                     if ahead > 0 and stop.wait(ahead):
@@ -253,19 +263,85 @@ class VideoSource:
         if self.stats.bad_packets:
             log.warning("%s: skipped %d corrupt packets", self.source_id, self.stats.bad_packets)
 
+    def _check_complete(self, fps: float) -> None:
+        """Compare what was decoded with what the container promises: a cut file decodes without an
+        error up to its cut, so only its frame count and duration tell that the end is missing."""
+        expected = None if self.keyframes_only else self.frames_expected
+        reached = self.last_media_s + 1 / fps if self.last_media_s is not None else 0.0
+        self.incomplete = _shortfall("decoded", self.stats.decoded, expected, reached, self.duration_s, fps)
+        if self.incomplete:
+            log.warning("%s: %s: %s", self.source_id, Path(self.url).name, self.incomplete)
+
     def _start_time(self, container) -> datetime:
-        """When recording began: as given, else container metadata, else the file's mtime minus its duration."""
+        """When recording began: as given, else container metadata, else the telemetry's clock, else the
+        file's mtime minus its duration (the least trustworthy: a copy resets it)."""
         if self.start_utc is not None:
+            self.time_source = "given"
             return self.start_utc
         created = container.metadata.get("creation_time")
         if created:
             try:
                 parsed = datetime.fromisoformat(created.replace("Z", "+00:00"))
+                self.time_source = "container"
                 return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
             except ValueError:
-                log.warning("%s: unreadable creation_time %r; using the file time", self.source_id, created)
+                log.warning("%s: unreadable creation_time %r", self.source_id, created)
+        if self.start_hint is not None:
+            start, self.time_source = self.start_hint
+            log.info(
+                "%s: no creation_time in the file; times come from its %s telemetry (start %s)",
+                self.source_id,
+                self.time_source,
+                start.isoformat(),
+            )
+            return start
+        self.time_source = "file mtime"
+        log.warning("%s: no creation_time and no telemetry clock; times come from the file's mtime", self.source_id)
         mtime = datetime.fromtimestamp(Path(self.url).stat().st_mtime, UTC)
         return mtime - timedelta(seconds=self.duration_s or 0)
+
+
+def truncation(path: Path) -> str:
+    """Why a recorded file is cut short ("" when it is whole or cannot be read), from its packets alone:
+    cheap enough to check an upload before a detector spends minutes on half of it."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return ""
+            stream = container.streams.video[0]
+            duration = _duration_s(container, stream)
+            count, first, last = 0, None, None
+            for packet in container.demux(stream):
+                if packet.pts is None or not packet.size:
+                    continue
+                at = float(packet.pts * stream.time_base)
+                count += 1
+                first, last = min(at, first if first is not None else at), max(at, last if last is not None else at)
+            fps = float(stream.average_rate or 25)
+    except (av.FFmpegError, OSError):
+        return ""
+    reached = last - first + 1 / fps if first is not None else 0.0
+    return _shortfall("holds", count, stream.frames or None, reached, duration, fps)
+
+
+def _duration_s(container, stream) -> float | None:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return container.duration / 1e6 if container.duration else None
+
+
+def _shortfall(
+    verb: str, count: int, expected: int | None, reached_s: float, duration_s: float | None, fps: float
+) -> str:
+    """The reason a file ending at `reached_s` is truncated, or "" when it reaches its `duration_s`
+    (within two frames or half a second: containers round their durations)."""
+    if not duration_s or duration_s - reached_s <= max(2 / fps, 0.5):
+        return ""
+    counted = f"{count} of {expected}" if expected else f"{count}"
+    return (
+        f"truncated: {verb} {counted} frames, {reached_s:.1f} of {duration_s:.1f} s; "
+        "the file ends early (an upload or copy cut short?)"
+    )
 
 
 def _reason(exc: BaseException) -> str:
@@ -273,4 +349,4 @@ def _reason(exc: BaseException) -> str:
     return mask_url(text)
 
 
-__all__ = ["Backoff", "LiveOptions", "SourceStats", "VideoSource", "is_live", "mask_url"]
+__all__ = ["Backoff", "LiveOptions", "SourceStats", "VideoSource", "is_live", "mask_url", "truncation"]

@@ -22,11 +22,18 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 
-def pipeline(fps: int, width: int, height: int) -> str:
+def pipeline(fps: int, width: int, height: int, bframes: int = 0) -> str:
+    """Baseline H.264 without B-frames, or with `bframes` B-frames (main profile, which allows them,
+    and without zerolatency, which forbids them), as many real cameras send."""
+    if bframes:
+        encoder = f"x264enc speed-preset=ultrafast key-int-max={fps} bframes={bframes} b-adapt=false"
+        profile = "main"
+    else:
+        encoder = f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps}"
+        profile = "baseline"
     return (
         f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate={fps}/1 ! "
-        f"videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} ! "
-        "video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        f"videoconvert ! {encoder} ! video/x-h264,profile={profile} ! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
 
 
@@ -35,6 +42,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="0 binds a free port")
     parser.add_argument("--fps", type=int, default=15)
     parser.add_argument("--size", default="640x360")
+    parser.add_argument("--bframes", type=int, default=0, help="B-frames between references (0: none)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
@@ -43,7 +51,7 @@ def main() -> None:
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(pipeline(args.fps, width, height))
+    factory.set_launch(pipeline(args.fps, width, height, args.bframes))
     factory.set_shared(True)
     server.get_mount_points().add_factory("/live", factory)
     if server.attach(None) == 0:

@@ -28,36 +28,44 @@ def make_cases(outbox: Outbox, signer: Signer, n: int, clip_bytes: int = 0, star
         files = {"snapshot.jpg": b"\xff\xd8" + hashlib.sha256(str(i).encode()).digest() * 64}
         if clip_bytes:
             files["clip.mp4"] = (hashlib.sha256(f"clip{i}".encode()).digest() * (clip_bytes // 32 + 1))[:clip_bytes]
-        case = Case(
-            id=case_id(AGENT, "front", "garbage_pile", seen),
-            revision=1,
-            agent_id=AGENT,
-            source_id="front",
-            source_kind="vehicle",
-            type="garbage_pile",
-            codes=(),
-            first_seen=seen,
-            last_seen=seen,
-            location=None,
-            score_max=0.9,
-            score_mean=0.8,
-            frames=3,
-            model_name="m",
-            model_version="v",
-            evidence=tuple(
-                EvidenceFile(
-                    name,
-                    "image/jpeg" if name.endswith("jpg") else "video/mp4",
-                    hashlib.sha256(data).hexdigest(),
-                    len(data),
-                )
-                for name, data in files.items()
-            ),
-        )
-        record = json.dumps(signer.sign(case.to_record())).encode()
-        assert outbox.accept(case.id, 1, record, files)
-        ids.append(case.id)
+        cid = case_id(AGENT, "front", "garbage_pile", seen)
+        assert accept_revision(outbox, signer, cid, 1, seen, files)
+        ids.append(cid)
     return ids
+
+
+def accept_revision(
+    outbox: Outbox, signer: Signer, cid: str, revision: int, seen: datetime, files: dict[str, bytes]
+) -> bool:
+    """Accept revision `revision` of case `cid`, signed, listing `files` as its evidence."""
+    case = Case(
+        id=cid,
+        revision=revision,
+        agent_id=AGENT,
+        source_id="front",
+        source_kind="vehicle",
+        type="garbage_pile",
+        codes=(),
+        first_seen=seen,
+        last_seen=seen,
+        location=None,
+        score_max=0.9,
+        score_mean=0.8,
+        frames=3,
+        model_name="m",
+        model_version="v",
+        evidence=tuple(
+            EvidenceFile(
+                name,
+                "image/jpeg" if name.endswith("jpg") else "video/mp4",
+                hashlib.sha256(data).hexdigest(),
+                len(data),
+            )
+            for name, data in files.items()
+        ),
+    )
+    record = json.dumps(signer.sign(case.to_record())).encode()
+    return outbox.accept(case.id, revision, record, files)
 
 
 def start_receiver(

@@ -175,12 +175,15 @@ class MqttUploader:
         return False
 
     def _send(self, unit: CaseUnit | FileUnit, day: str) -> None:
-        if isinstance(unit, CaseUnit):
-            payload, topic, props = unit.path.read_bytes(), self.topics.cases, None
-            self.outbox.note_attempt(unit)
-        else:
-            chunk = _read_chunk(unit)
-            payload, topic, props = chunk.data, self.topics.evidence(unit.case_id, unit.name), chunk.properties()
+        try:
+            if isinstance(unit, CaseUnit):
+                payload, topic, props = unit.path.read_bytes(), self.topics.cases, None
+                self.outbox.note_attempt(unit)
+            else:
+                chunk = _read_chunk(unit)
+                payload, topic, props = chunk.data, self.topics.evidence(unit.case_id, unit.name), chunk.properties()
+        except FileNotFoundError:
+            return  # evicted for lack of disk since it was picked: the outbox no longer offers it
         while (wait := self._bucket.wait_time(len(payload))) > 0:
             if self._stop.wait(wait):
                 return

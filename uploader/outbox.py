@@ -6,14 +6,15 @@ leaves no trace of the case or leaves it complete; `case.json` is renamed last, 
 case.json but no row (a crash between the rename and the commit) is adopted on the next start.
 
 Each case revision and each of its files moves pending -> sent (broker PUBACK) -> acked (the
-platform's acknowledgement). A case leaves the disk only when it and all its files are acked; its
-row stays, so that the same case accepted again (a re-run of the same footage) is not sent again.
+platform's acknowledgement). A case leaves the disk only when it and all its files are acked, or
+when a newer revision replaces it (uploader/revisions.py: which files a revision need not send
+again, and when an older revision's folder may go); its row stays, so that the same case accepted
+again (a re-run of the same footage) is not sent again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import mimetypes
 import shutil
@@ -21,19 +22,19 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocol.files import fsync_dir, write_atomic
+from protocol.files import complete_folder, fsync_dir, remove_partial_files, tree_bytes, write_atomic
 from protocol.messages import chunk_count
+from uploader import revisions
 from uploader.quota import enforce_quota
+from uploader.revisions import ACKED, DEFERRED, EVICTED, PENDING, REJECTED, SENT
 
 log = logging.getLogger(__name__)
 
 CASE_FILE = "case.json"
-PENDING, SENT, ACKED = "pending", "sent", "acked"
-SUPERSEDED, REJECTED, DEFERRED, EVICTED = "superseded", "rejected", "deferred", "evicted"
 
 # Lower goes first: new cases, then updates, then snapshots, then clips, then anything else.
 PRIORITY_NEW_CASE, PRIORITY_UPDATE, PRIORITY_IMAGE, PRIORITY_VIDEO, PRIORITY_OTHER = range(5)
@@ -123,6 +124,7 @@ class Outbox:
             fsync_dir(folder)
             fsync_dir(folder.parent)
             self._insert(case_id, revision, evidence, time.time())
+            self._remove_done(case_id)  # older revisions this one replaced before they were sent
         if self.quota_bytes is not None:
             enforce_quota(self, self.quota_bytes, self.hard_limit_bytes or self.quota_bytes)
         return True
@@ -137,31 +139,15 @@ class Outbox:
             )
             for name, data in sorted(files.items()):
                 media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+                sha256 = hashlib.sha256(data).hexdigest()
+                state = revisions.state_for_new_file(self._db, case_id, revision, sha256)  # sent before?
+                row = (case_id, revision, name, media_type, len(data), sha256, _priority(media_type))
                 self._db.execute(
                     "INSERT INTO files (case_id, revision, name, media_type, bytes, sha256, priority, chunks, state,"
                     " accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        case_id,
-                        revision,
-                        name,
-                        media_type,
-                        len(data),
-                        hashlib.sha256(data).hexdigest(),
-                        _priority(media_type),
-                        chunk_count(len(data)),
-                        PENDING,
-                        accepted_at,
-                    ),
+                    (*row, chunk_count(len(data)), state, accepted_at),
                 )
-            # a newer revision supersedes older ones that were never sent
-            self._db.execute(
-                "UPDATE cases SET state = ? WHERE case_id = ? AND revision < ? AND state = ?",
-                (SUPERSEDED, case_id, revision, PENDING),
-            )
-            self._db.execute(
-                "UPDATE files SET state = ? WHERE case_id = ? AND revision < ? AND state IN (?, ?)",
-                (SUPERSEDED, case_id, revision, PENDING, DEFERRED),
-            )
+            revisions.supersede_older(self._db, case_id, revision)
 
     # --- sending ---------------------------------------------------------------------------------
 
@@ -236,26 +222,26 @@ class Outbox:
     # --- acknowledgements --------------------------------------------------------------------------
 
     def acknowledge(self, case_id: str, revision: int, kind: str, name: str | None, status: str) -> None:
-        """Apply a platform acknowledgement; delete the case's files once everything is acked."""
+        """Apply a platform acknowledgement; delete the folders of the case that nothing needs any more."""
         new_state = REJECTED if status == "rejected" else ACKED
-        with self._lock, self._db:
-            if kind == "case":
-                self._db.execute(
-                    "UPDATE cases SET state = ?, acked_at = ? WHERE case_id = ? AND revision = ? AND state != ?",
-                    (new_state, time.time(), case_id, revision, ACKED),
-                )
-            else:
-                self._db.execute(
-                    "UPDATE files SET state = ? WHERE case_id = ? AND revision = ? AND name = ? AND state != ?",
-                    (new_state, case_id, revision, name, ACKED),
-                )
-            open_files = self._db.execute(
-                "SELECT COUNT(*) FROM files WHERE case_id = ? AND revision = ? AND state NOT IN (?, ?, ?)",
-                (case_id, revision, ACKED, EVICTED, SUPERSEDED),
-            ).fetchone()[0]
-            case_state = self._case_state(case_id, revision)
-        if case_state == ACKED and open_files == 0:
-            shutil.rmtree(self._folder(case_id, revision), ignore_errors=True)
+        with self._lock:
+            with self._db:  # one transaction: a file and the revisions that carry it change together
+                self._db.execute("BEGIN IMMEDIATE")
+                if kind == "case":
+                    self._db.execute(
+                        "UPDATE cases SET state = ?, acked_at = ? WHERE case_id = ? AND revision = ? AND state != ?",
+                        (new_state, time.time(), case_id, revision, ACKED),
+                    )
+                    if new_state == ACKED:
+                        revisions.case_acknowledged(self._db, case_id, revision)
+                else:
+                    changed = self._db.execute(
+                        "UPDATE files SET state = ? WHERE case_id = ? AND revision = ? AND name = ? AND state != ?",
+                        (new_state, case_id, revision, name, ACKED),
+                    ).rowcount
+                    if changed:
+                        revisions.file_settled(self._db, case_id, revision, name or "", new_state)
+            self._remove_done(case_id)
 
     # --- budgets and quota --------------------------------------------------------------------------
 
@@ -272,7 +258,7 @@ class Outbox:
             )
 
     def disk_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.cases_dir.rglob("*") if p.is_file())
+        return tree_bytes(self.cases_dir)
 
     def clips_oldest_first(self) -> list[tuple[str, int, str, int]]:
         """(case id, revision, name, bytes) of every clip still on disk and not yet acknowledged."""
@@ -284,19 +270,30 @@ class Outbox:
             ).fetchall()
 
     def evict_file(self, case_id: str, revision: int, name: str) -> None:
-        (self._folder(case_id, revision) / name).unlink(missing_ok=True)
-        with self._lock:
+        """Drop a file for lack of disk; a later revision that carried its bytes sends its own copy."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
                 "UPDATE files SET state = ? WHERE case_id = ? AND revision = ? AND name = ?",
                 (EVICTED, case_id, revision, name),
             )
+            revisions.file_settled(self._db, case_id, revision, name, EVICTED)
+        (self._folder(case_id, revision) / name).unlink(missing_ok=True)
 
-    def evict_case(self, item: OutboxItem) -> None:
-        shutil.rmtree(item.folder, ignore_errors=True)
+    def evict_case(self, case_id: str, revision: int) -> None:
+        """Drop a whole revision for lack of disk (the rows first: a crash leaves no sendable unit without
+        its file)."""
         with self._lock:
-            self._db.execute(
-                "UPDATE cases SET state = ? WHERE case_id = ? AND revision = ?", (EVICTED, item.case_id, item.revision)
-            )
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                revisions.evict_revision(self._db, case_id, revision)
+            self._delete_folder(case_id, revision)
+
+    def obsolete_items(self) -> list[OutboxItem]:
+        """Revisions on disk that a newer revision of their case replaces, oldest first."""
+        with self._lock:
+            rows = revisions.obsolete_revisions(self._db)
+        return [OutboxItem(cid, rev, self._folder(cid, rev)) for cid, rev in rows if self._folder(cid, rev).exists()]
 
     # --- inspection ---------------------------------------------------------------------------------
 
@@ -346,6 +343,17 @@ class Outbox:
     def _folder(self, case_id: str, revision: int) -> Path:
         return self.cases_dir / case_id / f"r{revision}"
 
+    def _remove_done(self, case_id: str) -> None:
+        """Delete the folders of the case's revisions that nothing needs any more (caller holds the lock)."""
+        for revision in revisions.removable_revisions(self._db, case_id):
+            self._delete_folder(case_id, revision)
+
+    def _delete_folder(self, case_id: str, revision: int) -> None:
+        """A revision's folder, and its case's folder once that is empty (caller holds the lock)."""
+        shutil.rmtree(self._folder(case_id, revision), ignore_errors=True)
+        with suppress(OSError):  # another revision is still there (or the folder went before)
+            (self.cases_dir / case_id).rmdir()
+
     def _case_state(self, case_id: str, revision: int) -> str | None:
         row = self._db.execute(
             "SELECT state FROM cases WHERE case_id = ? AND revision = ?", (case_id, revision)
@@ -361,25 +369,23 @@ class Outbox:
             )
 
     def _recover(self) -> None:
-        """Remove half-written files; adopt complete case folders that have no row yet."""
+        """Remove half-written files; adopt complete case folders that have no row yet; delete what a
+        crash kept from being deleted (folders of revisions nothing needs, empty case folders)."""
         for folder in self.cases_dir.glob("*/r*"):
-            for tmp in folder.glob("*.tmp"):
-                tmp.unlink()
+            remove_partial_files(folder)
             case_id, revision = folder.parent.name, int(folder.name[1:])
             if self._case_state(case_id, revision):
                 continue
-            case_file = folder / CASE_FILE
-            if case_file.exists() and _is_json(case_file):
+            if (files := complete_folder(folder, CASE_FILE)) is not None:
                 log.warning("outbox: adopting case %s r%d written before a crash", case_id, revision)
-                files = {
-                    p.name: p.read_bytes()
-                    for p in folder.iterdir()
-                    if p.name != CASE_FILE and not p.name.endswith(".tmp")
-                }
-                self._insert(case_id, revision, files, case_file.stat().st_mtime)
+                self._insert(case_id, revision, files, (folder / CASE_FILE).stat().st_mtime)
             else:
                 log.warning("outbox: removing incomplete case folder %s", folder)
                 shutil.rmtree(folder)
+        for case_folder in self.cases_dir.iterdir():
+            self._remove_done(case_folder.name)
+            if case_folder.is_dir() and not any(case_folder.iterdir()):
+                case_folder.rmdir()
 
 
 def _priority(media_type: str) -> int:
@@ -388,11 +394,3 @@ def _priority(media_type: str) -> int:
     if media_type.startswith("video/"):
         return PRIORITY_VIDEO
     return PRIORITY_OTHER
-
-
-def _is_json(path: Path) -> bool:
-    try:
-        json.loads(path.read_bytes())
-        return True
-    except ValueError:
-        return False

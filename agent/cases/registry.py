@@ -69,8 +69,11 @@ class CaseRegistry:
         radius_m: float,
         box: np.ndarray | None = None,
     ) -> KnownCase | None:
-        """The most recent remembered case of this type that this sighting is a repeat of, if any.
-        `box` (fixed cameras only): the sighting's box in the image, matched against the case's."""
+        """The remembered case of this type that this sighting is a repeat of, if any: the nearest one.
+        Two piles 40 m apart are both within a 50 m radius of a sighting between them; the most recent
+        one is not necessarily its own. `box` (fixed cameras only): the sighting's box in the image,
+        matched against the case's; there the best-overlapping box wins, as every case of a fixed camera
+        stands at the camera's own position. Ties go to the case seen last."""
         since = (at - self.remember).isoformat()
         with self._lock:
             rows = self._db.execute(
@@ -78,16 +81,16 @@ class CaseRegistry:
                 "WHERE type = ? AND last_seen >= ? ORDER BY last_seen DESC",
                 (case_type, since),
             ).fetchall()
+        best: tuple[float, KnownCase] | None = None
         for case_id, revision, first_seen, known_lat, known_lon, known_source, known_box in rows:
-            if box is not None and known_box is not None:
-                same = known_source == source_id and boxes_overlap(box, np.array(json.loads(known_box)))
-            elif lat is not None and lon is not None and known_lat is not None and known_lon is not None:
-                same = distance_m(lat, lon, known_lat, known_lon) <= radius_m
-            else:
-                same = lat is None and known_lat is None and known_source == source_id
-            if same:
-                return KnownCase(case_id, revision, datetime.fromisoformat(first_seen))
-        return None
+            rank = _match_rank(
+                (lat, lon, source_id, box),
+                (known_lat, known_lon, known_source, None if known_box is None else np.array(json.loads(known_box))),
+                radius_m,
+            )
+            if rank is not None and (best is None or rank < best[0]):  # strict: the most recent wins a tie
+                best = rank, KnownCase(case_id, revision, datetime.fromisoformat(first_seen))
+        return best[1] if best else None
 
     def replayed(self, sighting_id: str) -> KnownCase | None:
         """The case revision a sighting became the first time (the same footage processed again)."""
@@ -151,12 +154,33 @@ class CaseRegistry:
             self._db.close()
 
 
-def boxes_overlap(a: np.ndarray, b: np.ndarray) -> bool:
-    """Two boxes (x1, y1, x2, y2) show the same thing when they intersect over at least a fifth of the
-    smaller one: a pile that grew or a stall that opened its umbrella still overlaps its old box."""
+_Place = tuple[float | None, float | None, str, np.ndarray | None]  # lat, lon, source id, box
+
+
+def _match_rank(sighting: _Place, known: _Place, radius_m: float) -> float | None:
+    """How well a sighting matches a remembered case, lower is better; None when it is not that case.
+    Box matches rank by overlap (negative, so any box match beats a position match), position matches
+    by distance; sightings without either match their source's position-less cases, told apart only
+    by recency (the query's order)."""
+    lat, lon, source_id, box = sighting
+    known_lat, known_lon, known_source, known_box = known
+    if box is not None and known_box is not None:
+        share = overlap_share(box, known_box)
+        return -share if known_source == source_id and share >= MIN_OVERLAP_SHARE else None
+    if lat is not None and lon is not None and known_lat is not None and known_lon is not None:
+        distance = distance_m(lat, lon, known_lat, known_lon)
+        return distance if distance <= radius_m else None
+    return 0.0 if lat is None and known_lat is None and known_source == source_id else None
+
+
+MIN_OVERLAP_SHARE = 0.2  # a pile that grew or a stall that opened its umbrella still overlaps its old box
+
+
+def overlap_share(a: np.ndarray, b: np.ndarray) -> float:
+    """How much of the smaller of two boxes (x1, y1, x2, y2) their intersection covers, 0 to 1."""
     width = min(a[2], b[2]) - max(a[0], b[0])
     height = min(a[3], b[3]) - max(a[1], b[1])
     if width <= 0 or height <= 0:
-        return False
+        return 0.0
     smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
-    return width * height >= 0.2 * smaller
+    return float(width * height / smaller) if smaller > 0 else 0.0

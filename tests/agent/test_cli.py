@@ -86,7 +86,11 @@ def test_sigterm_stops_a_camera_cleanly_and_never_logs_its_password(tmp_path: Pa
     assert "Tr0ub4dor-pw" not in out + err
     assert "rtsp://admin:***@127.0.0.1" in err
     assert "reconnecting in" in err and "SIGTERM" in err
-    assert "gate" in out  # the summary table is still printed
+    row = next(line for line in out.splitlines() if line.startswith("gate"))  # the summary table is still printed
+    assert row.split()[1] == "0"  # no frame decoded, and the status says why instead of "ok"
+    assert "unreachable (" in row, row
+    assert row.rstrip().endswith("/live: Connection refused"), row
+    assert proc.returncode == 1  # a camera never reached is a failed run, as an unreadable file is
 
 
 def outbox_ids(state: Path) -> list[str]:

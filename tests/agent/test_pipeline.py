@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
@@ -83,6 +84,12 @@ def test_tampering_is_detected_and_named(tmp_path: Path) -> None:
     assert problems == [f"{case_file}: signature does not match the case JSON (the case was altered)"]
 
 
+def holds_every_file(platform, record: dict) -> bool:
+    """The receiver has every evidence file the case revision lists (in whichever revision it came)."""
+    held = platform.evidence_files(record["agent_id"], record["id"], record["revision"])
+    return sorted(held) == sorted(e["name"] for e in record["evidence"])
+
+
 def test_platform_receives_cases_and_intact_snapshots(tmp_path: Path, broker: Broker, case_validator) -> None:
     from protocol.broker import MqttConfig
     from tests.upload_fixtures import start_receiver, wait_until
@@ -95,7 +102,6 @@ def test_platform_receives_cases_and_intact_snapshots(tmp_path: Path, broker: Br
         # revision 1 (snapshot, crop) goes out at once unless revision 2 (with the clip) superseded it first
         assert expected and len(expected) <= result.published <= 2 * len(expected)
         assert wait_until(lambda: len(platform.case_ids()) == result.published, timeout_s=10)
-        stored = tmp_path / "platform" / "cases" / "demo-box"
         for case_id in expected:
             with sqlite3.connect(tmp_path / "platform" / "platform.sqlite3") as db:
                 (text,) = db.execute(
@@ -105,10 +111,11 @@ def test_platform_receives_cases_and_intact_snapshots(tmp_path: Path, broker: Br
             case_validator.validate(record)
             assert record["revision"] == 2
             assert [e["name"] for e in record["evidence"]] == ["snapshot.jpg", "crop.jpg", "clip.mp4"]
+            # each file wherever it arrived: a snapshot revision 1 sent is not sent again with revision 2
+            assert wait_until(functools.partial(holds_every_file, platform, record), timeout_s=10)
+            held = platform.evidence_files("demo-box", case_id, 2)
             for item in record["evidence"]:
-                path = stored / case_id / "r2" / item["name"]
-                assert wait_until(path.exists, timeout_s=10)
-                assert hashlib.sha256(path.read_bytes()).hexdigest() == item["sha256"]
+                assert hashlib.sha256(held[item["name"]].read_bytes()).hexdigest() == item["sha256"]
         assert platform.stored == result.published and platform.rejected == 0
     finally:
         platform.stop()

@@ -27,8 +27,15 @@ def signer(tmp_path: Path) -> Signer:
 
 
 def delivered(outbox_dir: Path) -> bool:
-    """Every case and every file acknowledged: nothing left in the outbox's folders."""
-    return not list((outbox_dir / "cases").glob("*/r*"))
+    """Every case and every file acknowledged: nothing left in the outbox's folders (which the uploader
+    deletes while this looks: a case folder that goes meanwhile holds nothing)."""
+    for case in os.scandir(outbox_dir / "cases"):
+        try:
+            if any(entry.name.startswith("r") for entry in os.scandir(case.path)):
+                return False
+        except FileNotFoundError:
+            continue
+    return True
 
 
 def stored_ids(receiver) -> list[str]:
@@ -52,7 +59,7 @@ def test_broker_down_while_cases_pile_up_then_all_arrive_once(
         assert sorted(stored_ids(receiver)) == sorted(ids)
         assert receiver.stored == 100 and receiver.rejected == 0
         # once their snapshots are acknowledged too, the cases leave the box
-        assert wait_until(lambda: not list((tmp_path / "outbox" / "cases").glob("*/r1")), timeout_s=30)
+        assert wait_until(lambda: delivered(tmp_path / "outbox"), timeout_s=30)
         for cid in ids[:5]:
             assert (tmp_path / "platform" / "cases" / AGENT / cid / "r1" / "snapshot.jpg").exists()
     finally:
@@ -272,3 +279,62 @@ def test_bandwidth_cap_paces_the_upload(tmp_path: Path, broker: Broker, signer: 
     finally:
         uploader.stop(0)
         receiver.stop()
+
+
+def test_unchanged_evidence_goes_once_per_case_and_the_platform_has_every_revisions_set(
+    tmp_path: Path, broker: Broker, signer: Signer
+) -> None:
+    """Field audit: revision 2 (the clip) re-sent the unchanged snapshot and crop, about 88 kB per case on
+    4G. Now only what changed goes; the receiver finds each revision's files by sha256 in the case."""
+    import hashlib
+    from datetime import UTC, datetime
+
+    import paho.mqtt.client as mqtt
+
+    from agent.cases.case import case_id
+    from tests.upload_fixtures import accept_revision
+
+    published: list[tuple[int, str, int]] = []  # (revision, name, payload bytes) of every evidence chunk
+
+    def on_message(_client, _userdata, message) -> None:
+        props = dict(message.properties.UserProperty)
+        published.append((int(props["revision"]), props["name"], len(message.payload)))
+
+    watcher = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    watcher.on_message = on_message
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.subscribe("city/car-1/evidence/#", qos=1)
+    watcher.loop_start()
+    outbox_dir = tmp_path / "outbox"
+    outbox = Outbox(outbox_dir)
+    receiver = start_receiver(broker.port, tmp_path / "platform")
+    uploader = make_uploader(outbox, broker.port, signer)
+    uploader.start()
+    seen = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
+    cid = case_id(AGENT, "front", "garbage_pile", seen)
+    snapshot, crop = os.urandom(60_000), os.urandom(28_000)
+    revisions = {
+        1: {"snapshot.jpg": snapshot, "crop.jpg": crop},
+        2: {"snapshot.jpg": snapshot, "crop.jpg": crop, "clip.mp4": os.urandom(70_000)},  # its clip
+        3: {"snapshot.jpg": snapshot, "crop.jpg": os.urandom(30_000)},  # seen again: the crop changed
+    }
+    try:
+        for revision, files in revisions.items():
+            assert accept_revision(outbox, signer, cid, revision, seen, files)
+            uploader.notify()
+            assert wait_until(lambda: delivered(outbox_dir), timeout_s=30), outbox.counts()
+        assert wait_until(lambda: sum(n for _r, _n, n in published) >= 70_000 + 30_000 + 88_000, timeout_s=10)
+        sent = {r: sorted({name for rev, name, _n in published if rev == r}) for r in revisions}
+        assert sent == {1: ["crop.jpg", "snapshot.jpg"], 2: ["clip.mp4"], 3: ["crop.jpg"]}
+        assert sum(n for rev, _name, n in published if rev == 2) == 70_000
+        for revision, files in revisions.items():
+            held = receiver.evidence_files(AGENT, cid, revision)
+            assert sorted(held) == sorted(files)
+            assert {n: hashlib.sha256(p.read_bytes()).digest() for n, p in held.items()} == {
+                n: hashlib.sha256(d).digest() for n, d in files.items()
+            }
+        assert not (outbox_dir / "cases" / cid).exists()  # all acknowledged: not even the case folder is left
+    finally:
+        uploader.stop(0)
+        receiver.stop()
+        watcher.loop_stop()

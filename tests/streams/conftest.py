@@ -27,6 +27,7 @@ class RtspServer:
     log_path: Path
     fps: int = 15
     size: str = "640x360"
+    bframes: int = 0  # B-frames between references (main profile); 0: baseline, none
     process: subprocess.Popen | None = None
     starts: list[float] = field(default_factory=list)
 
@@ -37,7 +38,7 @@ class RtspServer:
     def start(self, timeout_s: float = 15.0) -> None:
         """Start the server and return once its port accepts connections."""
         assert self.process is None or self.process.poll() is not None, "server already running"
-        args = ["--port", str(self.port), "--fps", str(self.fps), "--size", self.size]
+        args = ["--port", str(self.port), "--fps", str(self.fps), "--size", self.size, "--bframes", str(self.bframes)]
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
                 [SYSTEM_PYTHON, str(SERVER_SCRIPT), *args],
@@ -89,8 +90,8 @@ def rtsp_factory(tmp_path: Path) -> Iterator[Callable[..., RtspServer]]:
     _need_server_tools()
     made: list[RtspServer] = []
 
-    def make(fps: int = 15, size: str = "640x360") -> RtspServer:
-        server = RtspServer(free_port(), tmp_path / f"rtsp-{len(made)}.log", fps=fps, size=size)
+    def make(fps: int = 15, size: str = "640x360", bframes: int = 0) -> RtspServer:
+        server = RtspServer(free_port(), tmp_path / f"rtsp-{len(made)}.log", fps=fps, size=size, bframes=bframes)
         made.append(server)
         return server
 

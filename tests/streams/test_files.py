@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from streams.video import VideoSource
+from streams.video import VideoSource, truncation
 from tests.conftest import make_clip
 
 
@@ -74,3 +75,42 @@ def test_a_file_read_ahead_stops_cleanly_when_the_consumer_stops(tmp_path: Path)
     frames.close()  # the generator's finally joins the decoder thread
     assert not [t for t in threading.enumerate() if t.name == "decode:cam"]
     assert [f.index for f in VideoSource("cam", str(clip), sample_fps=10).frames()] == list(range(1, 41))
+
+
+def cut_upload(tmp_path: Path, fraction: float) -> tuple[Path, Path]:
+    """A whole MP4 with its index first (as cameras and drones write them) and a copy cut at `fraction`
+    of its bytes, as an upload that broke off leaves it."""
+    plain = make_clip(tmp_path / "plain.mp4", seconds=8, size="320x180", rate=15)
+    whole = tmp_path / "whole.mp4"
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(plain), "-c", "copy", "-movflags", "+faststart", str(whole)],
+        check=True,
+    )
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * fraction)])
+    return whole, cut
+
+
+def test_a_truncated_file_says_how_much_of_it_was_decoded(tmp_path: Path, caplog) -> None:
+    whole, cut = cut_upload(tmp_path, 0.4)
+    video = VideoSource("cam", str(cut), sample_fps=2)
+    frames = list(video.frames())
+    assert 0 < video.stats.decoded < 120 and frames
+    assert video.incomplete.startswith(f"truncated: decoded {video.stats.decoded} of 120 frames, ")
+    assert f"{video.last_media_s + 1 / 15:.1f} of 8.0 s" in video.incomplete
+    assert "cut.mp4: truncated" in caplog.text
+    assert truncation(cut).startswith("truncated: holds ") and "of 120 frames" in truncation(cut)
+    complete = VideoSource("cam", str(whole), sample_fps=2)
+    assert list(complete.frames()) and complete.stats.decoded == 120
+    assert complete.incomplete == "" and truncation(whole) == ""
+
+
+def test_a_file_stopped_early_is_not_called_truncated(tmp_path: Path) -> None:
+    whole, _ = cut_upload(tmp_path, 1.0)
+    video = VideoSource("cam", str(whole), sample_fps=2)
+    stop = threading.Event()
+    for frame in video.frames(stop):
+        if frame.media_s >= 2:
+            stop.set()
+    assert video.incomplete == ""

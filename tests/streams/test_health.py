@@ -17,6 +17,15 @@ def test_backoff_doubles_to_the_cap_with_jitter_that_only_shortens() -> None:
     assert backoff.delay() <= 1  # a healthy period starts the sequence again
 
 
+def test_backoff_after_a_live_spell_retries_quickly_then_backs_off_to_the_cap() -> None:
+    backoff = Backoff(initial_s=0.01, cap_s=0.08, jitter=0)
+    backoff.reset(quick_s=0.2)  # the camera was live and dropped
+    quick = [backoff.delay() for _ in range(5)]
+    assert quick == [0.01] * 5  # whatever the cap
+    time.sleep(0.25)  # still down after the quick spell: doubling up to the cap
+    assert [backoff.delay() for _ in range(5)] == [0.01, 0.02, 0.04, 0.08, 0.08]
+
+
 def test_backoff_jitter_spreads_cameras_that_failed_together() -> None:
     first_delays = {round(Backoff(initial_s=10).delay(), 3) for _ in range(20)}
     assert len(first_delays) > 10

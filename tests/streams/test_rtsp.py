@@ -65,8 +65,9 @@ def test_frames_arrive_with_sane_timestamps(rtsp_server: RtspServer, transport: 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_killed_server_is_live_again_within_3s_of_its_return(rtsp_server: RtspServer, transport: str) -> None:
-    # backoff 0.5 s doubling to a 2 s cap: a retry falls within 2 s of any moment the server returns
-    opts = {"stall_s": 3, "backoff_initial_s": 0.5, "backoff_cap_s": 2, "healthy_s": 2}
+    # quick retries (0.5 s) for 1.5 s after the drop, then doubling to a 2 s cap: a camera that stays
+    # down past the quick spell backs off, and a retry still falls within 2 s of its return
+    opts = {"stall_s": 3, "backoff_initial_s": 0.5, "backoff_cap_s": 2, "quick_retry_s": 1.5}
     source = source_for(rtsp_server.url, transport, **opts)
     consumer = Consumer(source).start()
     try:
@@ -83,7 +84,7 @@ def test_killed_server_is_live_again_within_3s_of_its_return(rtsp_server: RtspSe
         failures = [t for t in source.stats.transitions() if t.state == State.BACKING_OFF and t.mono_s > killed]
         assert failures and max(t.delay_s or 0 for t in failures) > 1.0, "the outage did not grow the backoff"
         assert source.stats.connects == 2 and source.stats.state == State.LIVE
-        # after healthy_s of frames the next outage starts the backoff from the beginning again
+        # a camera that was live starts the next outage with quick retries again
         time.sleep(2.5)
         killed = time.monotonic()
         rtsp_server.kill()
@@ -94,6 +95,37 @@ def test_killed_server_is_live_again_within_3s_of_its_return(rtsp_server: RtspSe
         assert consumer.wait_frame_after(time.monotonic(), 8), f"not live after the second restart: {source.stats}"
     finally:
         consumer.close()
+
+
+@pytest.mark.parametrize("cap_s", [30, 10])
+def test_a_camera_that_was_live_is_back_within_3s_of_each_return_whatever_the_cap(
+    rtsp_server: RtspServer, cap_s: float
+) -> None:
+    """The field's case: 5 s outages 20 s apart, with the agent's default cap (30 s) and a 4G one (10 s).
+    Only 15 s of frames lie between them, and the second outage must be as short as the first."""
+    source = source_for(rtsp_server.url, "tcp", sample_fps=5, backoff_cap_s=cap_s)  # the other options: defaults
+    consumer = Consumer(source).start()
+    recoveries, waits = [], []
+    try:
+        assert consumer.wait_frame_after(0, 15), f"no first frame: {source.stats}"
+        for outage in range(2):
+            if outage:
+                time.sleep(15)  # live between the outages
+            killed = time.monotonic()
+            rtsp_server.kill()
+            time.sleep(5)
+            rtsp_server.start()
+            back = time.monotonic()
+            first = consumer.wait_frame_after(back, 3 + cap_s)
+            assert first is not None, f"not live {3 + cap_s} s after the server's return: {source.stats}"
+            recoveries.append(first.recv_mono_s - back)
+            waits += [t for t in source.stats.transitions() if t.state == State.BACKING_OFF and t.mono_s > killed]
+    finally:
+        consumer.close()
+    print(f"cap {cap_s} s: live again {', '.join(f'{r:.2f}' for r in recoveries)} s after each return")
+    assert all(r <= 3.0 for r in recoveries), recoveries
+    assert waits and all((t.delay_s or 0) <= 1.0 for t in waits), waits  # every retry a quick one
+    assert source.stats.connects == 3
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -148,6 +180,9 @@ def test_refused_connections_back_off_to_the_cap_not_a_tight_loop(
         assert wait.delay_s - 0.05 <= next_attempt - wait.mono_s <= wait.delay_s + 0.5
     assert all("refused" in w.reason.lower() for w in waits), waits[0].reason
     assert source.stats.connects == 0
+    # the run table's status: refused the whole run is not "ok" with 0 frames
+    state = "connecting" if history[-2].state == State.CONNECTING else "backing_off"  # [-1] is stopped
+    assert source.stats.outcome() == f"unreachable ({state}): cannot open {unstarted.url}: Connection refused"
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

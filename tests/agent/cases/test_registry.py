@@ -120,6 +120,39 @@ def test_never_two_cases_of_one_type_within_the_radius(tmp_path_factory, sightin
     registry.close()
 
 
+def test_a_sighting_goes_to_the_nearest_case_not_the_latest(tmp_path: Path) -> None:
+    """Field audit: a second-pass sighting 11 m from its own case was filed under a case 45 m away that
+    had been seen more recently; both are within the 50 m radius, the nearer one is its case."""
+    registry = CaseRegistry(tmp_path / "cases.sqlite3", remember_days=7)
+    at = datetime(2026, 11, 20, 8, tzinfo=UTC)
+    own = offset(30.27, 120.15, 0, 0)
+    other = offset(30.27, 120.15, 0, 56)  # 56 m east of the first pile
+    registry.record(make_case("older", 1, *own, at, at))
+    registry.record(make_case("newer", 1, *other, at + timedelta(minutes=5), at + timedelta(minutes=5)))
+    sighting = offset(30.27, 120.15, 0, 11)  # the next day, 11 m from "older", 45 m from "newer"
+    assert round(distance_m(*sighting, *own)) == 11 and round(distance_m(*sighting, *other)) == 45
+    known = registry.match("garbage_pile", "car", at + timedelta(days=1), *sighting, radius_m=50)
+    assert known is not None and known.case_id == "older"
+    # and from the other side the newer one is nearest
+    near_newer = offset(30.27, 120.15, 0, 50)
+    assert registry.match("garbage_pile", "car", at + timedelta(days=1), *near_newer, radius_m=50).case_id == "newer"
+    registry.close()
+
+
+def test_fixed_camera_sighting_goes_to_the_box_it_overlaps_most(tmp_path: Path) -> None:
+    """Two piles side by side in one camera's view, both overlapping a new box: the better overlap wins,
+    not the case seen last."""
+    registry = CaseRegistry(tmp_path / "cases.sqlite3", remember_days=7)
+    at = datetime(2026, 11, 20, 8, tzinfo=UTC)
+    left, right = np.array([100.0, 100, 300, 300]), np.array([260.0, 100, 460, 300])
+    registry.record(make_case("left", 1, 30.27, 120.15, at, at), box=left)
+    registry.record(make_case("right", 1, 30.27, 120.15, at + timedelta(hours=1), at + timedelta(hours=1)), box=right)
+    mostly_left = np.array([110.0, 110, 310, 300])  # overlaps "left" by 90 %, "right" by 25 %
+    known = registry.match("garbage_pile", "car", at + timedelta(hours=2), 30.27, 120.15, 50, box=mostly_left)
+    assert known is not None and known.case_id == "left"
+    registry.close()
+
+
 def test_fixed_camera_tells_problems_apart_by_where_they_are_in_view(tmp_path: Path) -> None:
     """A fixed camera places every case at its own position; two piles at either end of the view must
     stay two cases, and the same pile seen again (grown a little) must update its own case."""

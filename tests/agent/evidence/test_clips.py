@@ -3,6 +3,7 @@ PyAV; the ring's memory cap at 1080p 8 Mb/s; revision 2 of the demo's cases; tam
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -10,20 +11,25 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import av
 import pytest
 
-from agent.config import default_config
+from agent.cases.case import Case, EvidenceFile
+from agent.config import EvidenceConfig, SourceConfig, default_config
+from agent.evidence.clip_jobs import ClipJobs
 from agent.evidence.clips import Clip, cut_from_file, cut_from_ring
 from agent.evidence.verify import verify_path
 from agent.runner import run_agent
+from streams.live import LiveOptions
 from streams.packets import EncodedPacket, PacketRing
 from streams.video import VideoSource
 from tests.agent.test_cli import ENV
 from tests.conftest import agent_cmd, make_clip
 from tests.streams.conftest import RtspServer, rtsp_factory, rtsp_server  # noqa: F401 (fixtures)
+from uploader import Outbox
 
 
 def probe(data: bytes, tmp_path: Path) -> dict:
@@ -124,10 +130,57 @@ def test_clip_from_a_live_rtsp_stream(rtsp_server: RtspServer, tmp_path: Path) -
     stop.set()
     assert frame_times[-1] >= t_s + post_s, "the stream did not run long enough"
     times = {round(p.media_s, 6) for p in held}
-    assert all(round(t, 6) in times for t in frame_times)  # frames and packets on one clock
+    # the ring starts at the connection's first keyframe with timestamps: within the first second
+    assert held[0].keyframe and held[0].media_s - frame_times[0] <= 1.0 + 1e-6
+    ringed = [t for t in frame_times if t >= held[0].media_s - 1e-6]
+    assert all(round(t, 6) in times for t in ringed)  # frames and packets on one clock
     assert clip.packets > 1 and all(p.params is held[0].params for p in held)  # one connection
     check_clip(clip, held, t_s, pre_s, post_s, 1.0, tmp_path)  # the server sends a keyframe every second
     print(f"rtsp clip: {clip.packets} packets, {len(clip.data)} bytes, cut in {cut_ms:.1f} ms")
+
+
+def decoded_frames(data: bytes) -> int:
+    """How many frames the clip decodes to, every packet of it decoded (an error raises)."""
+    with av.open(io.BytesIO(data)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def test_a_case_right_after_each_connect_to_a_camera_with_b_frames_gets_a_clip(
+    rtsp_factory,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """FFmpeg's RTSP demuxer gives the first packets of a connection no pts/dts (and, with B-frames, the
+    next ones no dts): a clip cut right after connecting, and again right after a reconnect, still plays."""
+    server = rtsp_factory(bframes=2)
+    server.start()
+    ring = PacketRing(max_s=20, max_bytes=8 << 20)
+    live = LiveOptions(stall_s=3, backoff_initial_s=0.5, backoff_cap_s=1)
+    video = VideoSource("cam", server.url, sample_fps=5, packets=ring, live_options=live)
+    stop = threading.Event()
+    pre_s, post_s = 2.0, 1.5
+    clips: list[tuple[float, Clip]] = []
+    deadline = time.monotonic() + 40
+    connect_s: float | None = None
+    for frame in video.frames(stop):
+        if video.stats.connects > len(clips) and connect_s is None:
+            connect_s = frame.media_s  # the first frame of this connection: the case's moment
+        if connect_s is not None and frame.media_s >= connect_s + post_s:
+            clips.append((connect_s, cut_from_ring(ring, connect_s + 0.2, pre_s, post_s, 50_000_000)))
+            connect_s = None
+            if len(clips) == 2:
+                break
+            server.kill()
+            server.start()
+        if time.monotonic() > deadline:
+            break
+    stop.set()
+    assert len(clips) == 2, f"{len(clips)} clips; {video.stats}"
+    for t_s, clip in clips:
+        info = probe(clip.data, tmp_path)
+        assert info["packets"][0]["flags"].startswith("K")
+        assert float(info["format"]["duration"]) > 0
+        assert decoded_frames(clip.data) == clip.packets > 1
+        assert clip.start_s <= t_s + 1.0 + 1e-6 and clip.end_s >= t_s  # a keyframe every second
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +291,70 @@ def test_one_changed_byte_of_a_clip_fails_verify_naming_the_clip(demo_run: Path)
     finally:
         clip.write_bytes(original)
     assert verify_path(case_dir, None)[0] == []
+
+
+def sighting_case(case_id: str, revision: int, last_seen_s: float, files: dict[str, bytes]) -> Case:
+    """A case of the source "cam" as the pipeline would accept it, last seen `last_seen_s` into the day."""
+    start = datetime(2026, 11, 20, 8, tzinfo=UTC)
+    return Case(
+        id=case_id,
+        revision=revision,
+        agent_id="a",
+        source_id="cam",
+        source_kind="fixed",
+        type="garbage_pile",
+        codes=(),
+        first_seen=start,
+        last_seen=start + timedelta(seconds=last_seen_s),
+        location=None,
+        score_max=0.9,
+        score_mean=0.8,
+        frames=3,
+        model_name="m",
+        model_version="v",
+        evidence=tuple(EvidenceFile(n, "image/jpeg", hashlib.sha256(d).hexdigest(), len(d)) for n, d in files.items()),
+    )
+
+
+def test_a_second_sighting_within_the_post_roll_keeps_the_first_ones_clip(tmp_path: Path) -> None:
+    """Field audit: a case seen again (its revision 2) before the clip of its revision 1 was cut lost that
+    clip, because both clips asked for the next revision. Now one clip, from the first event's pre-roll
+    to the second's post-roll, goes with the newest revision; nothing the outbox is handed is refused."""
+    path = make_clip(tmp_path / "street.mp4", seconds=20, rate=15)  # a keyframe every second
+    source = SourceConfig(id="cam", kind="fixed", url=str(path))
+    evidence = EvidenceConfig(clip_pre_s=3.0, clip_post_s=5.0)
+    outbox = Outbox(tmp_path / "outbox")
+    refused: list[int] = []
+
+    def store(_source: SourceConfig, case: Case, files: dict[str, bytes]) -> bool:
+        if not (accepted := outbox.accept(case.id, case.revision, json.dumps(case.to_record()).encode(), files)):
+            refused.append(case.revision)
+        return accepted
+
+    jobs = ClipJobs(evidence, source, VideoSource("cam", str(path), sample_fps=5))
+    first_files, second_files = {"snapshot.jpg": b"\xff\xd8one"}, {"snapshot.jpg": b"\xff\xd8two"}
+    first, second = sighting_case("c1", 1, 4.0, first_files), sighting_case("c1", 2, 8.0, second_files)
+    store(source, first, first_files)
+    jobs.add(first, first_files, 4.0)
+    for done in jobs.due(6.0):
+        store(source, *done)
+    store(source, second, second_files)  # seen again 4 s later: inside the first one's 5 s post-roll
+    jobs.add(second, second_files, 8.0)
+    for tenth in range(61, 200):
+        for done in jobs.due(tenth / 10):
+            store(source, *done)
+    for done in jobs.flush():
+        store(source, *done)
+    assert refused == []
+    folders = sorted(p.name for p in (tmp_path / "outbox" / "cases" / "c1").iterdir())
+    assert folders == ["r1", "r2", "r3"]
+    record = json.loads((tmp_path / "outbox" / "cases" / "c1" / "r3" / "case.json").read_bytes())
+    assert record["last_seen"] == "2026-11-20T08:00:08.000Z"  # the newest sighting's record, with the clip
+    assert [e["name"] for e in record["evidence"]] == ["snapshot.jpg", "clip.mp4"]
+    clip = (tmp_path / "outbox" / "cases" / "c1" / "r3" / "clip.mp4").read_bytes()
+    assert record["evidence"][1]["sha256"] == hashlib.sha256(clip).hexdigest()
+    info = probe(clip, tmp_path)
+    assert info["packets"][0]["flags"].startswith("K")
+    # from the keyframe at 1 s (4 - 3) to 13 s (8 + 5): both events with their pre- and post-roll
+    assert 12.0 - 0.2 <= float(info["format"]["duration"]) <= 12.0 + 1.0 + 0.2
+    outbox.close()
