@@ -171,7 +171,11 @@ def export_onnx(weights: Path, imgsz: tuple[int, int], out_path: Path) -> Path:
 
 def quantize_int8(fp32_model: Path, calibration_images: Path, out_path: Path, max_images: int = 200) -> Path:
     """Static int8 quantization in QDQ format, calibrated on real images (never quantize_dynamic:
-    its ConvInteger kernels run several times slower than fp32 on these CPUs)."""
+    its ConvInteger kernels run several times slower than fp32 on these CPUs).
+
+    Weights are 7-bit (`reduce_range`): on CPUs without VNNI, onnxruntime's u8s8 kernels add pairs of
+    uint8 x int8 products in 16 bits (VPMADDUBSW), which saturates for 8-bit weights and gives other
+    boxes than on a VNNI CPU; 255 x 64 x 2 fits, so every CPU computes the same sums (model cards)."""
     import tempfile
 
     import cv2
@@ -210,6 +214,7 @@ def quantize_int8(fp32_model: Path, calibration_images: Path, out_path: Path, ma
             nodes_to_exclude=_decode_nodes(prepared),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
+            reduce_range=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
         )

@@ -137,3 +137,21 @@ def test_shipped_model_finds_labelled_objects(class_name: str, model_path: Path)
     assert len(found), f"no {class_name} found in {image_path.name}"
     assert box_iou(found.xyxy, true_xyxy[true_cls == class_id]).max() >= 0.5
     assert np.all(found.confidence >= 0.25)
+
+
+def test_int8_export_has_7_bit_weights_so_no_cpu_saturates(tmp_path: Path) -> None:
+    """u8s8 kernels without VNNI add two uint8 x int8 products in 16 bits: 255 x 64 x 2 fits, 255 x 127 x 2
+    does not, and the boxes then depend on the CPU (models/README.md, "int8 and the CPU")."""
+    onnx = pytest.importorskip("onnx", reason="int8 export needs the train extra (onnx)")
+    from onnx import numpy_helper
+
+    from agent.config.resources import builtin
+    from agent.tools.training import quantize_int8
+
+    calibration = need_shared("datasets/garbage-street-cn/train/images")
+    out = quantize_int8(builtin("garbage-fp32"), calibration, tmp_path / "int8.onnx", max_images=4)
+    weights = [
+        numpy_helper.to_array(t) for t in onnx.load(str(out)).graph.initializer if t.data_type == onnx.TensorProto.INT8
+    ]
+    assert sum(w.size for w in weights) > 1_000_000  # the convolutions' weights, not just zero points
+    assert max(int(abs(w.astype(np.int32)).max()) for w in weights) <= 64  # 255 x 64 x 2 = 32640 <= 32767
