@@ -11,6 +11,8 @@ COPY agent ./agent
 COPY detectors ./detectors
 COPY streams ./streams
 COPY uploader ./uploader
+COPY cityplatform ./cityplatform
+COPY protocol ./protocol
 COPY models ./models
 COPY samples ./samples
 COPY configs ./configs

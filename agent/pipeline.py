@@ -20,18 +20,19 @@ from pathlib import Path
 import numpy as np
 
 from agent.backlog import DiskBacklog, Waiting
-from agent.cases import Case, EvidenceFile, Location, case_id
-from agent.clip_jobs import ClipJobs, ring_for
-from agent.colocated import Colocator
+from agent.cases.case import Case, EvidenceFile, case_id
+from agent.cases.colocated import Colocator
+from agent.cases.locate import locate
+from agent.cases.places import SourcePlaces
+from agent.cases.registry import CaseRegistry
+from agent.cases.rules import PersistenceRule, Sighting
+from agent.cases.tracking import Tracker
 from agent.config import AgentConfig, SourceConfig
-from agent.evidence import crop_jpeg, snapshot_jpeg
-from agent.locate import locate
-from agent.places import SourcePlaces
-from agent.registry import CaseRegistry
-from agent.rules import PersistenceRule, Sighting
-from agent.signing import Signer
-from agent.tracking import Tracker
+from agent.evidence.clip_jobs import ClipJobs, ring_for
+from agent.evidence.snapshots import crop_jpeg, snapshot_jpeg
+from agent.geo.earth import Location
 from detectors import Detections, Detector
+from protocol.signing import Signer
 from streams import Frame, StreamError
 from streams.gnss import LiveTrack
 from streams.sampling import DistanceSampler, MotionGate, Sampler
@@ -157,7 +158,7 @@ class Pipeline:
         try:
             places = SourcePlaces.from_config(source)
             video = self.open_source(source, summary)
-            clips = ClipJobs(self.config.evidence, source, video, self.store)
+            clips = ClipJobs(self.config.evidence, source, video)
             log.info("%s: reading %s", source.id, mask_url(source.url))
             stage, clock = summary.stage_s, time.perf_counter()
             for frame in video.frames(stop):
@@ -178,7 +179,8 @@ class Pipeline:
                     clips.add(case, files, frame.media_s)
                     accepted.append((case.id, case.revision))
                     summary.case_ids.append(case.id)
-                clips.due(frame.media_s)
+                for case, files in clips.due(frame.media_s):
+                    self.store(source, case, files)
                 backlog.retry()
                 on_frame(video, frame)
                 clock, done = time.perf_counter(), clock
@@ -199,7 +201,8 @@ class Pipeline:
             if video is not None:
                 summary.stream_state = video.stats.outcome()
             if clips is not None:
-                clips.flush()  # revision 2 with what there is of the post-roll
+                for case, files in clips.flush():  # revision 2 with what there is of the post-roll
+                    self.store(source, case, files)
             if video is not None and isinstance(video.track, LiveTrack):
                 video.track.stop()
             lost = set(self._backlogs.pop(source.id).finish())

@@ -16,7 +16,7 @@ from agent.config import AgentConfig, ConfigError
 from agent.detector_setup import build_detector
 from agent.inbox import Inbox
 from agent.pipeline import Pipeline, SourceSummary, state_paths
-from agent.signing import Signer
+from protocol.signing import Signer
 from streams import Frame
 from streams.video import VideoSource
 from uploader import MqttUploader, Outbox, Topics, UploadPolicy

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent import resources
+from agent.config import resources
 from detectors import Detector
 from detectors.loading import load_detector
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from agent.config import MqttConfig, default_config
+from agent.config import default_config
 from agent.runner import run_agent
-from agent.signing import Signer
+from protocol.broker import MqttConfig
+from protocol.signing import Signer
 from tests.conftest import Broker, free_port
 from tests.upload_fixtures import start_receiver, wait_until
 from uploader import MqttSettings, MqttUploader, Outbox, Topics

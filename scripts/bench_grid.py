@@ -1,4 +1,4 @@
-"""Grid lookup speed: random positions against a generated city grid, through agent.grid.GridIndex.
+"""Grid lookup speed: random positions against a generated city grid, through agent.geo.grid.GridIndex.
 
 Makes `--cells` irregular grid cells (a Voronoi tessellation of random seeds over about 30 x 30 km
 around Hangzhou, like real 网格 cells: convex, different sizes, shared edges), writes them as a
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 
-from agent.grid import GridIndex
+from agent.geo.grid import GridIndex
 
 WEST, SOUTH, EAST, NORTH = 120.00, 30.15, 120.30, 30.42  # about 29 x 30 km
 

@@ -20,9 +20,9 @@ import av
 import cv2
 import numpy as np
 
-from agent import resources
-from agent.bench import make_clip
-from agent.tracking import Tracker
+from agent.cases.tracking import Tracker
+from agent.config import resources
+from agent.tools.bench_common import make_clip
 from detectors.onnx_yolo import OnnxYoloDetector
 
 

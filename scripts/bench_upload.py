@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.signing import Signer
+from protocol.signing import Signer
 from tests.conftest import Broker, free_port
 from tests.netproxy import ThrottlingProxy
 from tests.upload_fixtures import make_cases, make_uploader, start_receiver, wait_until

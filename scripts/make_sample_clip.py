@@ -1,7 +1,7 @@
 """Rebuild samples/street-garbage.mp4 and its NMEA track from held-out dataset photos.
 
 The clip is a slow pan over four photos of garbage-street-cn (CC BY 4.0) that the bundled model
-never trained on (the validation side of `agent.training.split_by_source`), one photo per 6 s,
+never trained on (the validation side of `agent.tools.training.split_by_source`), one photo per 6 s,
 as a patrol car passing four places 60 m apart. The NMEA track is synthetic: a car driving east
 at 10 m/s along a street in Hangzhou. Needs ffmpeg on PATH and ../shared beside the checkout.
 

@@ -1,11 +1,11 @@
 """Which held-out photos make good scenario segments: run the detector on them as a scenario shows them.
 
-Every photo on the held-out side of `agent.training.split_by_source` is rendered at the scenario size
+Every photo on the held-out side of `agent.tools.training.split_by_source` is rendered at the scenario size
 (640x480) with the scenarios' camera shake, RENDERINGS times, and run through the model at its
 threshold. Printed per photo: its labelled classes and, per class, the LOWEST best score over the
 renderings (0: not found in at least one rendering). A good pile is labelled `garbage` only with a
 high lowest `garbage` score and no `overflow` box; a good "nothing" photo has no case label and no
-box at all. tests/agent/test_scenarios.py and configs/scenarios/two-passes.yaml use photos picked so.
+box at all. tests/agent/tools/test_scenarios.py and configs/scenarios/two-passes.yaml use photos picked so.
 
     python scripts/pick_scenario_photos.py ../shared/datasets/garbage-street-cn/train [builtin:garbage]
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from agent.evaluate import read_labels
-from agent.resources import builtin
-from agent.scenario import shake
-from agent.training import split_side
+from agent.config.resources import builtin
+from agent.tools.evaluate import read_labels
+from agent.tools.scenario import shake
+from agent.tools.training import split_side
 from detectors.onnx_yolo import OnnxYoloDetector
 
 RENDERINGS, SIZE, JITTER_PX, JITTER_SCALE = 6, (640, 480), 3.0, 0.02

@@ -17,7 +17,7 @@ import jsonschema
 import paho.mqtt.client as mqtt
 import pytest
 
-from agent import resources
+from agent.config import resources
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

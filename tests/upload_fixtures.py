@@ -9,11 +9,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent.cases import Case, EvidenceFile, case_id
-from agent.config import MqttConfig
-from agent.receiver import Receiver
-from agent.receiver_config import ReceiverConfig
-from agent.signing import Signer
+from agent.cases.case import Case, EvidenceFile, case_id
+from cityplatform.config import ReceiverConfig
+from cityplatform.receiver import Receiver
+from protocol.broker import MqttConfig
+from protocol.signing import Signer
 from uploader import MqttSettings, MqttUploader, Outbox, Topics, UploadPolicy
 
 AGENT = "car-1"

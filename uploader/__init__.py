@@ -3,9 +3,9 @@
 Knows nothing of streams, detectors or the Case type: it stores and sends bytes.
 """
 
-from uploader.connection import MqttSettings
+from protocol.connection import MqttSettings
+from protocol.messages import Topics
 from uploader.mqtt import MqttUploader, UploadPolicy
 from uploader.outbox import Outbox, OutboxItem
-from uploader.protocol import Topics
 
 __all__ = ["MqttSettings", "MqttUploader", "Outbox", "OutboxItem", "Topics", "UploadPolicy"]

@@ -1,5 +1,5 @@
 """Drains the outbox over MQTT 5 at QoS 1, most urgent first, within a bandwidth cap and a daily
-byte budget, and applies the platform's acknowledgements. See uploader/protocol.py for the topics.
+byte budget, and applies the platform's acknowledgements. See protocol/messages.py for the topics.
 
 Cases go before evidence (new cases before updates), snapshots before clips. A file is sent in
 chunks and its progress is stored after every PUBACK, so a broken link resumes where it stopped.
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
+from protocol.connection import Connection, MqttSettings
+from protocol.messages import CHUNK_BYTES, Chunk, Topics
 from uploader.budget import TokenBucket, utc_day
-from uploader.connection import Connection, MqttSettings
 from uploader.outbox import CaseUnit, FileUnit, Outbox
-from uploader.protocol import CHUNK_BYTES, Chunk, Topics
 
 log = logging.getLogger(__name__)
 

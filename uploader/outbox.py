@@ -26,9 +26,9 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol.files import complete_folder, fsync_dir, remove_partial_files, tree_bytes, write_atomic
+from protocol.messages import chunk_count
 from uploader import revisions
-from uploader.files import complete_folder, fsync_dir, remove_partial_files, tree_bytes, write_atomic
-from uploader.protocol import chunk_count
 from uploader.quota import enforce_quota
 from uploader.revisions import ACKED, DEFERRED, EVICTED, PENDING, REJECTED, SENT
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from uploader.files import tree_bytes
+from protocol.files import tree_bytes
 
 log = logging.getLogger(__name__)
 

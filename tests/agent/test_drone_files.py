@@ -16,7 +16,7 @@ from agent.detector_setup import build_detector
 from agent.inbox import Inbox
 from agent.pipeline import Pipeline, state_paths
 from agent.runner import print_summary, run_agent
-from agent.signing import Signer
+from protocol.signing import Signer
 from streams import Frame
 from tests.agent.test_cli import run_cli
 from tests.conftest import make_clip, need_shared

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from agent import resources
+from agent.config import resources
 from tests.agent.test_cli import ENV
 from tests.conftest import agent_cmd
 

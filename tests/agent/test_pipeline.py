@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import AgentConfig, default_config
+from agent.evidence.verify import verify_path
 from agent.runner import run_agent
-from agent.verify import verify_path
 from tests.conftest import Broker
 
 
@@ -91,7 +91,7 @@ def holds_every_file(platform, record: dict) -> bool:
 
 
 def test_platform_receives_cases_and_intact_snapshots(tmp_path: Path, broker: Broker, case_validator) -> None:
-    from agent.config import MqttConfig
+    from protocol.broker import MqttConfig
     from tests.upload_fixtures import start_receiver, wait_until
 
     platform = start_receiver(broker.port, tmp_path / "platform")

@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from agent.resources import builtin
-from agent.training import IMAGE_SUFFIXES, image_folders, split_side
+from agent.config.resources import builtin
+from agent.tools.training import IMAGE_SUFFIXES, image_folders, split_side
 from detectors import Detections
 from detectors.metrics import box_iou
 from detectors.onnx_yolo import OnnxYoloDetector

@@ -61,7 +61,7 @@ def test_shipped_model_loads_with_its_metadata(model_path: Path) -> None:
 def test_pt_weights_run_through_ultralytics_or_say_what_is_missing(model_path: Path) -> None:
     import importlib.util
 
-    from agent.resources import builtin
+    from agent.config.resources import builtin
     from detectors.loading import load_detector
 
     weights = builtin("garbage-pt")

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import yaml
 
-from agent.evaluate import evaluate
-from agent.resources import builtin
-from agent.scenario import encode_h264
-from agent.training import split_by_source
+from agent.config.resources import builtin
+from agent.tools.evaluate import evaluate
+from agent.tools.scenario import encode_h264
+from agent.tools.training import split_by_source
 from detectors.onnx_yolo import OnnxYoloDetector
 from tests.agent.test_cli import run_cli
 from tests.conftest import need_shared

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from agent import resources
-from agent.evaluate import read_labels
-from agent.training import split_by_source
+from agent.config import resources
+from agent.tools.evaluate import read_labels
+from agent.tools.training import split_by_source
 from detectors import Detections
 from detectors.onnx_yolo import OnnxYoloDetector
 from detectors.tiling import TiledDetector, merge_boxes, tile_windows

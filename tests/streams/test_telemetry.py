@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import resources
+from agent.config import resources
 from streams import PositionFix, StreamError
 from streams.nmea import sentence
 from streams.telemetry import load_track, parse_nmea

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from protocol.messages import CHUNK_BYTES
 from uploader import Outbox
 from uploader.outbox import CaseUnit, FileUnit
-from uploader.protocol import CHUNK_BYTES
 
 
 def accept(outbox: Outbox, case_id: str, revision: int = 1, **files: bytes) -> bool:

@@ -1,0 +1,230 @@
+"""The agent's configuration: one YAML file validated into typed models before anything starts.
+
+Errors name the key by its path (`sources[2].url`), show the bad value (passwords masked) and say
+what is accepted. `${VAR}` anywhere in a string is replaced from the environment, which is how
+secrets stay out of the file. Relative paths are relative to the configuration file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from agent.config import resources
+from agent.config.loading import ConfigError, parse_model, read_config_text
+from agent.config.rules import CasesConfig, CaseType, RuleConfig
+from agent.config.sources import (  # noqa: F401 - re-exported: the configuration's public names
+    _ID,
+    CameraMount,
+    CameraPosition,
+    InboxConfig,
+    ReferencePoint,
+    SourceConfig,
+    SourceKind,
+    ZoneConfig,
+    _Strict,
+    source_id_for,
+)
+from agent.geo.grid import DEFAULT_FIELDS, GridIndex
+from protocol.broker import MqttConfig
+
+if TYPE_CHECKING:
+    from cityplatform.config import ReceiverConfig
+
+
+class TilingConfig(_Strict):
+    """Tiled inference for frames much larger than the model input (drone photos and 4K video)."""
+
+    tile_px: int | None = Field(
+        default=None, ge=64, le=8192, description="side of a square tile in frame pixels; default: the model input"
+    )
+    overlap: float = Field(default=0.2, ge=0, lt=0.5, description="share of a tile that neighbouring tiles share")
+    full_frame: bool = Field(default=True, description="one more pass over the whole frame, for objects over a tile")
+    min_frame_px: int | None = Field(
+        default=None, ge=64, description="frames whose longest side is at most this go in one pass; default: tile_px"
+    )
+
+    @model_validator(mode="after")
+    def _tiles_fit(self) -> TilingConfig:
+        if self.tile_px and self.min_frame_px and self.min_frame_px < self.tile_px:
+            raise ValueError(
+                f"min_frame_px ({self.min_frame_px}) is below tile_px ({self.tile_px}): a frame between them would be"
+                " one tile; give min_frame_px at least tile_px, or leave it out"
+            )
+        return self
+
+
+class DetectorConfig(_Strict):
+    """The model and how its classes become case types."""
+
+    model: Path = Field(description="an ONNX detection model from `edge-agent export` (or .pt with the train extra)")
+    min_score: float = Field(default=0.30, ge=0.01, le=1, description="boxes below this score are dropped")
+    iou: float = Field(default=0.5, gt=0, le=1, description="overlap above which NMS keeps only the best box")
+    threads: int = Field(default=1, ge=1, le=64, description="onnxruntime threads per inference")
+    class_map: dict[str, CaseType] = Field(
+        default={"garbage": "garbage_pile", "overflow": "overflowing_bin"},
+        description="model class name -> case type; classes not listed never make a case",
+    )
+    tiling: TilingConfig | None = Field(default=None, description="large frames: detect on overlapping tiles")
+
+    @field_validator("model")
+    @classmethod
+    def _model_exists(cls, value: Path) -> Path:
+        if not value.is_file():
+            raise ValueError("model file not found; use builtin:garbage or a file made by `edge-agent export`")
+        return value
+
+    @model_validator(mode="after")
+    def _tile_size_known(self) -> DetectorConfig:
+        if self.tiling and self.tiling.tile_px is None and self.model.suffix.lower() == ".pt":
+            raise ValueError("tiling: a .pt model does not state its input size; give tiling.tile_px (e.g. 640)")
+        return self
+
+
+class EvidenceConfig(_Strict):
+    jpeg_quality: int = Field(default=80, ge=30, le=100)
+    max_width_px: int = Field(default=1280, ge=320, le=7680, description="snapshots wider than this are scaled down")
+    clips: bool = Field(default=True, description="add an MP4 clip (no re-encoding) to each case as its revision 2")
+    clip_pre_s: float = Field(
+        default=5.0, ge=0, le=60, description="seconds before the event; clips start on the keyframe at or before"
+    )
+    clip_post_s: float = Field(
+        default=5.0, ge=0, le=60, description="seconds after the event; revision 2 is stored once they have passed"
+    )
+    clip_max_bytes: int = Field(
+        default=8_000_000, ge=100_000, description="a longer clip starts at a later keyframe or ends sooner (4G budget)"
+    )
+    ring_max_s: float = Field(
+        default=30.0, gt=0, le=600, description="cameras: seconds of encoded video buffered per source for clips"
+    )
+    ring_max_mb: float = Field(
+        default=32.0, gt=0, le=4096, description="cameras: memory cap of that buffer per source; the oldest goes first"
+    )
+
+    @model_validator(mode="after")
+    def _ring_holds_a_clip(self) -> EvidenceConfig:
+        needed = self.clip_pre_s + self.clip_post_s
+        if self.clips and self.ring_max_s < needed:
+            raise ValueError(
+                f"ring_max_s ({self.ring_max_s:g}) is shorter than clip_pre_s + clip_post_s ({needed:g}); "
+                "give it at least that plus one keyframe interval"
+            )
+        return self
+
+
+class UploaderConfig(_Strict):
+    mqtt: MqttConfig | None = Field(default=None, description="without it cases stay in the local outbox")
+    drain_timeout_s: float = Field(default=10.0, ge=0, description="on shutdown, how long to keep publishing")
+    kbit_per_s: float | None = Field(default=None, gt=0, description="bandwidth cap for uploads (None: no cap)")
+    daily_mb: float | None = Field(default=None, gt=0, description="daily upload budget; evidence waits beyond it")
+    ack_timeout_s: float = Field(default=300.0, gt=0, description="send again what the platform has not acknowledged")
+    disk_quota_mb: float = Field(default=2000.0, gt=0, description="over it, the oldest clips are evicted")
+    disk_hard_limit_mb: float = Field(default=4000.0, gt=0, description="over it, the oldest cases are dropped")
+
+
+class GridFields(_Strict):
+    """The property names a grid file uses for each part of a case's `grid`."""
+
+    code: str = Field(default=DEFAULT_FIELDS["code"], min_length=1, description="the grid code (required in the file)")
+    name: str = Field(default=DEFAULT_FIELDS["name"], min_length=1)
+    street: str = Field(default=DEFAULT_FIELDS["street"], min_length=1, description="the street office (街道)")
+    district: str = Field(default=DEFAULT_FIELDS["district"], min_length=1, description="the district (区)")
+
+
+class GridConfig(_Strict):
+    """The grid layer (网格) that gives every case with a position its grid cell."""
+
+    crs: Literal["WGS84", "GCJ02"] = Field(default="WGS84", description="datum of the file's coordinates")
+    fields: GridFields = Field(default_factory=GridFields, description="property names in the file")
+    file: Path = Field(description="GeoJSON FeatureCollection of Polygon/MultiPolygon grid cells")
+
+    @field_validator("file")
+    @classmethod
+    def _loads(cls, value: Path, info: ValidationInfo) -> Path:
+        if not value.is_file():
+            raise ValueError("file not found; give the grid layer as a GeoJSON file")
+        fields = info.data.get("fields") or GridFields()
+        GridIndex.load(value, info.data.get("crs", "WGS84"), fields.model_dump())
+        return value
+
+    def index(self) -> GridIndex:
+        return GridIndex.load(self.file, self.crs, self.fields.model_dump())
+
+
+class AgentConfig(_Strict):
+    """The whole configuration file."""
+
+    agent_id: str = Field(pattern=_ID, description="this box's name, unique in the city")
+    state_dir: Path = Field(default=Path("edge-agent-data"), description="outbox, keys and logs live here")
+    sources: list[SourceConfig] = Field(default_factory=list, description="cameras and files to process")
+    inbox: InboxConfig | None = Field(default=None, description="a folder of uploaded footage to process")
+    detector: DetectorConfig
+    cases: CasesConfig = Field(default_factory=CasesConfig)
+    grid: GridConfig | None = Field(default=None, description="grid layer: sets `grid` on cases with a position")
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    uploader: UploaderConfig = Field(default_factory=UploaderConfig)
+
+    @model_validator(mode="after")
+    def _something_to_watch(self) -> AgentConfig:
+        if not self.sources and self.inbox is None:
+            raise ValueError("give at least one entry under sources, or an inbox folder")
+        return self
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_ids(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        seen: set[str] = set()
+        for source in sources:
+            if source.id in seen:
+                raise ValueError(f"source id {source.id!r} is used twice; give every source its own id")
+            seen.add(source.id)
+        return sources
+
+
+def load_config(path: Path) -> AgentConfig:
+    """Read and validate a configuration file; raise ConfigError listing every problem."""
+    return parse_config(read_config_text(path), base_dir=path.resolve().parent, origin=str(path))
+
+
+def load_receiver_config(path: Path) -> ReceiverConfig:
+    """Read and check the receiver's YAML with the agent's reader; ConfigError names the file and what to do.
+    The platform package takes the validated ReceiverConfig and shares only the protocol with the agent."""
+    from cityplatform.config import ReceiverConfig
+
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: no receiver configuration there; give the path of a receiver YAML, "
+            "for example -c configs/receiver.yaml"
+        )
+    text = read_config_text(path)
+    config = parse_model(ReceiverConfig, text, path.resolve().parent, str(path))
+    if not config.store_dir.is_absolute():
+        config = config.model_copy(update={"store_dir": path.resolve().parent / config.store_dir})
+    return config
+
+
+def default_config() -> AgentConfig:
+    """The embedded demo: the bundled sample clip, the bundled model, a local outbox in ./edge-agent-data."""
+    return parse_config(resources.DEFAULT_CONFIG.read_text(encoding="utf-8"), base_dir=Path.cwd(), origin="(built-in)")
+
+
+def parse_config(text: str, base_dir: Path, origin: str) -> AgentConfig:
+    config = parse_model(AgentConfig, text, base_dir, origin)
+    if not config.state_dir.is_absolute():  # the default, which the loader did not see
+        config = config.model_copy(update={"state_dir": base_dir / config.state_dir})
+    return config
+
+
+__all__ = [
+    "AgentConfig",
+    "CasesConfig",
+    "ConfigError",
+    "RuleConfig",
+    "TilingConfig",
+    "default_config",
+    "load_config",
+    "load_receiver_config",
+    "parse_config",
+]

@@ -1,0 +1,223 @@
+"""`edge-agent bench`: the agent's pipeline against the plain ultralytics loop, on the same clip and
+the same model, each in a process of its own (so that peak memory is its own), side by side.
+
+(a) what a user would write: cv2.VideoCapture + YOLO(weights).predict() on every frame;
+(b) the agent: PyAV decode, motion gate (fixed camera) or time sampling, onnxruntime on sampled
+frames only, persistence rule, evidence and outbox.
+Both read the file as fast as they can; "x real time" is seconds of video per second of wall time
+in one process, which is how many such streams one process keeps up with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from agent.config import resources
+from agent.tools.bench_common import make_clip, process_usage
+
+BASELINE_IMGSZ = 640
+
+
+def run_baseline(clip: Path, weights: Path) -> dict:
+    """The plain ultralytics loop on every frame (needs the train extra)."""
+    import cv2
+    from ultralytics import YOLO
+
+    model = YOLO(str(weights), task="detect")
+    capture = cv2.VideoCapture(str(clip))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25
+    frames = detections = 0
+    started = time.perf_counter()
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        result = model.predict(image, imgsz=BASELINE_IMGSZ, verbose=False)[0]
+        frames += 1
+        detections += len(result.boxes)
+    wall = time.perf_counter() - started
+    return _report("plain ultralytics loop", frames, frames, detections, frames / fps, wall, {})
+
+
+def run_agent(clip: Path, model: Path, kind: str, sample_fps: float) -> dict:
+    """The agent's own per-source loop, with a local outbox in a temporary folder."""
+    import threading
+
+    from agent.config import AgentConfig
+    from agent.pipeline import Pipeline
+    from detectors.onnx_yolo import OnnxYoloDetector
+    from protocol.signing import Signer
+    from uploader import Outbox
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = AgentConfig.model_validate(
+            {
+                "agent_id": "bench",
+                "state_dir": tmp,
+                "detector": {"model": str(model)},
+                "sources": [{"id": "bench", "kind": kind, "url": str(clip), "sample_fps": sample_fps}],
+            }
+        )
+        detector = OnnxYoloDetector(model, config.detector.min_score)
+        pipeline = Pipeline(config, detector, Outbox(Path(tmp) / "outbox"), Signer.load_or_create(Path(tmp) / "k"))
+        started = time.perf_counter()
+        summary = pipeline.run_source(config.sources[0], threading.Event())
+        wall = time.perf_counter() - started
+    stages = dict(summary.stage_s)
+    detect_s = stages.pop("detect")
+    stages |= {f"detect: {k}": v for k, v in detector.stage_s.items()}
+    stages["detect: other"] = max(0.0, detect_s - sum(detector.stage_s.values()))
+    return _report(
+        f"edge-agent ({kind}, <= {sample_fps:g}/s)",
+        summary.frames_decoded,
+        summary.frames_analysed,
+        summary.detections,
+        summary.video_s,
+        wall,
+        stages,
+    )
+
+
+def _report(name: str, decoded: int, analysed: int, detections: int, video_s: float, wall: float, stages) -> dict:
+    cpu_s, peak_rss_mb = process_usage()
+    return {
+        "name": name,
+        "decoded": decoded,
+        "analysed": analysed,
+        "detections": detections,
+        "video_s": video_s,
+        "wall_s": wall,
+        "cpu_s": cpu_s,
+        "peak_rss_mb": peak_rss_mb,
+        "stage_ms_per_analysed_frame": {k: 1000 * v / max(analysed, 1) for k, v in stages.items()},
+    }
+
+
+def run_in_subprocess(args: list[str]) -> dict | None:
+    done = subprocess.run([sys.executable, "-m", "agent.tools.bench", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"  ({args[0]} did not run: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else '?'})")
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench(clip: Path | None, model: Path, weights: Path | None, kind: str, sample_fps: float, seconds: int) -> None:
+    clips: list[Path]
+    cache = Path(tempfile.gettempdir()) / "edge-agent-bench"
+    cache.mkdir(exist_ok=True)
+    if clip:
+        clips = [clip]
+    else:
+        base = resources.builtin("sample")
+        clips = [
+            make_clip(base, cache / f"sample-1920x1080p25-4M-{seconds}s.mp4", 1080, 25, 4000, seconds),
+            make_clip(base, cache / f"sample-1280x720p25-2M-{seconds}s.mp4", 720, 25, 2000, seconds),
+        ]
+    for path in clips:
+        print(f"\n{path.name}")
+        rows = []
+        if weights:
+            rows.append(run_in_subprocess(["baseline", str(path), str(weights)]))
+        rows.append(run_in_subprocess(["agent", str(path), str(model), kind, str(sample_fps)]))
+        _print_table([r for r in rows if r])
+
+
+def _print_table(rows: list[dict]) -> None:
+    print(
+        f"{'pipeline':<34} {'x real time':>11} {'frames/s':>9} {'analysed/s':>10} {'ms/analysed':>11} "
+        f"{'det/s':>6} {'CPU %':>6} {'peak RSS MB':>11}"
+    )
+    for r in rows:
+        speed = r["video_s"] / r["wall_s"]
+        print(
+            f"{r['name']:<34} {speed:>11.2f} {r['decoded'] / r['wall_s']:>9.1f} {r['analysed'] / r['wall_s']:>10.1f} "
+            f"{1000 * r['wall_s'] / max(r['analysed'], 1):>11.1f} {r['detections'] / r['wall_s']:>6.1f} "
+            f"{100 * r['cpu_s'] / r['wall_s']:>6.0f} {r['peak_rss_mb']:>11.0f}"
+        )
+    if len(rows) == 2:
+        ratio = (rows[1]["video_s"] / rows[1]["wall_s"]) / (rows[0]["video_s"] / rows[0]["wall_s"])
+        print(f"ratio (b)/(a) in streams one process keeps up with: {ratio:.1f}x")
+    for r in rows:
+        if r["stage_ms_per_analysed_frame"]:
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms_per_analysed_frame"].items())
+            print(f"ms per analysed frame, {r['name']}: {stages}")
+
+
+def add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    """The `edge-agent bench` subcommand."""
+    bench = sub.add_parser(
+        "bench",
+        help="speed: the agent's pipeline against the plain ultralytics loop, same clip and model",
+        description="Runs, each in its own process and one after the other, (a) the plain loop a user would "
+        "write (cv2.VideoCapture + ultralytics predict on every frame; needs the train extra and .pt weights) "
+        "and (b) the agent's pipeline, on 1080p25 and 720p25 H.264 clips made from the bundled sample (or "
+        "--clip), and prints x real time, frames/s, ms per stage, CPU %, peak memory and the ratio (b)/(a). "
+        "With --streams N: N fixed cameras at once (files played at real time, motion gating, --sample-fps each) "
+        "through the agent's pipeline and outbox, and per stream frames dropped, lag and latency, with CPU and "
+        "memory per added stream (from a 1-stream run first).",
+    )
+    bench.add_argument(
+        "--clip",
+        type=Path,
+        action="append",
+        help="a video to use instead of the generated 1080p and 720p clips (repeat for several; "
+        "--streams cycles through them)",
+    )
+    bench.add_argument("--model", default="builtin:garbage", help="ONNX model for the agent")
+    bench.add_argument(
+        "--weights",
+        type=Path,
+        help="ultralytics .pt weights for the baseline "
+        "(default: models/garbage-yolov8n.pt when ultralytics is installed)",
+    )
+    bench.add_argument("--kind", default="fixed", choices=["vehicle", "fixed", "drone", "bodycam"])
+    bench.add_argument("--sample-fps", type=float, default=1.0, help="detections per second per stream")
+    bench.add_argument("--seconds", type=int, default=30, help="length of the generated clips and of a --streams run")
+    bench.add_argument("--streams", type=int, default=0, help="instead: N cameras at once, do they keep up (see below)")
+    bench.add_argument("--processes", type=int, default=1, help="--streams: split the streams over P processes")
+    bench.add_argument("--json", type=Path, help="--streams: also write the report as JSON to this file")
+    bench.add_argument("-c", "--config", type=Path, help="--streams: detector, rules, evidence from this config")
+    bench.add_argument(
+        "--keyframes-only",
+        action="store_true",
+        help="--streams: the cameras decode keyframes only (sources[].keyframes_only)",
+    )
+    bench.set_defaults(func=_command)
+
+
+def _command(args: argparse.Namespace) -> int:
+    """`edge-agent bench`: the side-by-side table, or with --streams the many-camera run."""
+    model = (
+        resources.builtin(args.model.removeprefix("builtin:"))
+        if args.model.startswith("builtin:")
+        else Path(args.model)
+    )
+    if args.streams:
+        from agent.tools.bench_streams import bench_streams
+
+        bench_streams(args, model)
+        return 0
+    weights = args.weights
+    if weights is None and importlib.util.find_spec("ultralytics"):
+        weights = resources.builtin("garbage-pt")
+    if weights is None:
+        print("(no ultralytics: the baseline is skipped; pip install -e '.[train]' to compare)")
+    for clip in args.clip or [None]:
+        bench(clip, model, weights, args.kind, args.sample_fps, args.seconds)
+    return 0
+
+
+if __name__ == "__main__":  # a worker: prints one JSON line
+    mode, *rest = sys.argv[1:]
+    if mode == "baseline":
+        report = run_baseline(Path(rest[0]), Path(rest[1]))
+    else:
+        report = run_agent(Path(rest[0]), Path(rest[1]), rest[2], float(rest[3]))
+    print(json.dumps(report))

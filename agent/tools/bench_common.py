@@ -1,0 +1,54 @@
+"""What both benches share (`bench` side by side, `bench --streams`), in a module of its own so that
+neither imports the other: the clip they play and how a process's CPU time and peak memory are read."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+from pathlib import Path
+
+
+def make_clip(source: Path, out: Path, height: int, fps: int, kbit: int, seconds: int) -> Path:
+    """A 16:9 H.264 clip at the given height, rate and bitrate, made from `source` with ffmpeg (scaled to
+    fill the frame and cropped: 1080 gives 1920x1080)."""
+    width = round(height * 16 / 9 / 2) * 2
+    if not out.exists():
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-y",
+                "-loglevel",
+                "error",
+                "-stream_loop",
+                "-1",
+                "-i",
+                str(source),
+                "-t",
+                str(seconds),
+                "-vf",
+                f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height},fps={fps}",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-b:v",
+                f"{kbit}k",
+                "-maxrate",
+                f"{kbit}k",
+                "-bufsize",
+                f"{2 * kbit}k",
+                "-g",
+                str(2 * fps),
+                "-pix_fmt",
+                "yuv420p",
+                str(out),
+            ],
+            check=True,
+        )
+    return out
+
+
+def process_usage() -> tuple[float, float]:
+    """(CPU seconds so far, peak RSS in MB) of this process."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024

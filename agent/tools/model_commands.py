@@ -1,0 +1,185 @@
+"""`edge-agent train`, `eval` and `export`: the model team's commands, registered on the command line
+like `bench` (moved out of agent/cli.py, which they took past 400 lines). Each imports its tool only
+when it runs: the box has no ultralytics."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from agent.config import ConfigError, default_config, load_config
+
+
+def add_model_parsers(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser(
+        "train",
+        help="train a YOLO detector on a YOLO-layout dataset (needs the train extra)",
+        description="Train on DATA (images/ and labels/ in YOLO format). A held-out split by source is made "
+        "as symlinks under --out (the dataset stays read-only); training builds from a model YAML, no hub. "
+        "Needs: pip install -e '.[train]'.",
+    )
+    train.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="dataset folder with images/ and labels/, or with train/valid/test folders that hold them (pooled, "
+        "then split again by source)",
+    )
+    train.add_argument("--classes", required=True, help="class names in id order, comma-separated")
+    train.add_argument("--out", type=Path, default=Path("runs"), help="split, logs and weights go here")
+    train.add_argument("--model", default="yolov8n.yaml", help="model YAML (from scratch) or local .pt to fine-tune")
+    train.add_argument("--imgsz", type=int, default=320)
+    train.add_argument("--epochs", type=int, default=100)
+    train.add_argument("--hours", type=float, default=None, help="stop after this long (fits the schedule to it)")
+    train.add_argument("--val-fraction", type=float, default=0.15)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--batch", type=int, default=16)
+    train.add_argument(
+        "--negatives",
+        type=Path,
+        help="folder of images showing none of the classes (fog, steam, grey walls, empty streets), "
+        "added to training as background",
+    )
+    train.add_argument("--device", default="cpu", help="cpu, or a CUDA device index such as 0")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = sub.add_parser(
+        "eval",
+        help="measure a model on held-out labelled images (precision, recall, mAP) through onnxruntime",
+        description="Evaluate an ONNX model on labelled images it never trained on, through the agent's own "
+        "onnxruntime path: per-class precision and recall at --conf, mAP@0.5 and mAP@0.5:0.95, a confusion "
+        "matrix and ms per image. --negatives counts detections on footage without targets. --scenario "
+        "builds a labelled video and track and runs the whole agent on it: cases raised against cases the "
+        "labels call for, event-level precision and recall.",
+    )
+    evaluate.add_argument(
+        "--model", type=Path, help="ONNX model (or builtin:garbage); with --scenario, default: the config's"
+    )
+    evaluate.add_argument("--data", type=Path, help="data.yaml (its val split) or a folder with images/ and labels/")
+    evaluate.add_argument("--negatives", type=Path, help="a video without targets: detections per 1000 frames")
+    evaluate.add_argument("--conf", type=float, default=0.30, help="operating threshold for P, R and confusion")
+    evaluate.add_argument("--threads", type=int, default=1)
+    evaluate.add_argument(
+        "--scenario", type=Path, help="a scenario file (see configs/scenarios/two-passes.yaml): event-level P and R"
+    )
+    evaluate.add_argument("-c", "--config", type=Path, help="with --scenario: rules and detector (default: built-in)")
+    evaluate.add_argument("--out", type=Path, help="with --scenario: keep the video, track and outbox here")
+    evaluate.add_argument("--json", type=Path, help="also write the results here")
+    evaluate.set_defaults(func=_cmd_eval)
+
+    export = sub.add_parser(
+        "export",
+        help="export trained weights to the ONNX model the agent runs (needs the train extra)",
+        description="Export ultralytics .pt weights to a simplified ONNX model with a fixed, rectangular input "
+        "(HEIGHTxWIDTH; 16:9-ish inputs such as 192x320 or 384x640 cost far less than square ones).",
+    )
+    export.add_argument("weights", type=Path)
+    export.add_argument("--imgsz", default="192x320", help="HEIGHTxWIDTH, multiples of 32")
+    export.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    export.add_argument(
+        "--int8",
+        type=Path,
+        metavar="CALIBRATION_IMAGES",
+        help="also write a static int8 (QDQ) model, calibrated on these images, beside --out",
+    )
+    export.set_defaults(func=_cmd_export)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from agent.tools.training import split_by_source, train
+
+    try:
+        split = split_by_source(
+            args.data, args.classes.split(","), args.out / "split", args.val_fraction, negatives=args.negatives
+        )
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"split by source: {split.train_images} training, {split.val_images} held-out images ({split.data_yaml})")
+    best = train(
+        split.data_yaml,
+        args.out,
+        args.model,
+        args.imgsz,
+        args.epochs,
+        args.hours,
+        args.seed,
+        batch=args.batch,
+        device=args.device,
+    )
+    print(f"best weights: {best}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from agent.config.resources import builtin
+    from agent.tools import evaluate as ev
+
+    model = builtin(str(args.model).removeprefix("builtin:")) if str(args.model).startswith("builtin:") else args.model
+    if not args.data and not args.negatives and not args.scenario:
+        raise ConfigError("eval: give --data (labelled images), --negatives (a video without targets) or --scenario")
+    if (args.data or args.negatives) and args.model is None:
+        raise ConfigError("eval: --data and --negatives need --model (an ONNX file or builtin:garbage)")
+    results: dict = {}
+    if args.scenario:
+        results["events"] = _eval_scenario(args, model)
+    if args.data:
+        report = ev.evaluate(model, args.data, args.conf, args.threads)
+        ev.print_report(report)
+        results["held_out"] = report
+    if args.negatives:
+        frames, flagged, per_class = ev.false_positives_per_1000(model, args.negatives, args.conf, args.threads)
+        per_1000 = 1000 * sum(per_class.values()) / max(frames, 1)
+        print(
+            f"\n{args.negatives.name}: {frames} frames, {flagged} with a box at conf {args.conf}; "
+            f"{per_1000:.1f} detections per 1000 frames {per_class}"
+        )
+        results["negatives"] = {
+            "video": str(args.negatives),
+            "frames": frames,
+            "frames_with_box": flagged,
+            "per_class": per_class,
+            "per_1000_frames": per_1000,
+        }
+    if args.json:
+        import json
+
+        if "held_out" in results:
+            results["held_out"] = json.loads(ev.report_json(results["held_out"]))
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def _eval_scenario(args: argparse.Namespace, model: Path | None) -> dict:
+    import tempfile
+
+    from agent.tools.scenario_eval import evaluate_file, print_events
+
+    base = load_config(args.config) if args.config else default_config()
+    if model is not None:
+        base = base.model_copy(update={"detector": base.detector.model_copy(update={"model": model})})
+    with tempfile.TemporaryDirectory(prefix="scenario-") as scratch:
+        try:
+            report, scenario = evaluate_file(args.scenario, base, args.out or Path(scratch))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    print_events(report, scenario)
+    return {"scenario": str(args.scenario), **report.counts()}
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from agent.tools.training import export_onnx
+
+    try:
+        height, width = (int(v) for v in args.imgsz.lower().split("x"))
+    except ValueError:
+        print(f"error: --imgsz {args.imgsz!r}: give HEIGHTxWIDTH, for example 192x320", file=sys.stderr)
+        return 2
+    print(f"wrote {export_onnx(args.weights, (height, width), args.out)}")
+    if args.int8:
+        from agent.tools.training import quantize_int8
+
+        int8_path = args.out.with_name(args.out.stem + "-int8.onnx")
+        print(f"wrote {quantize_int8(args.out, args.int8, int8_path)}")
+    return 0

@@ -1,0 +1,52 @@
+"""`edge-agent bench --streams N`: the table and the report are complete and consistent (no timings
+against thresholds: machines here are noisy; speed is what the bench itself reports)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from agent.tools.bench_streams import bench_config
+from tests.conftest import REPO, agent_cmd, make_clip
+
+
+def test_two_paced_streams_report_lag_latency_and_memory(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "cam.mp4", seconds=5, size="640x360", rate=25)
+    report_path = tmp_path / "report.json"
+    args = ("bench", "--streams", "2", "--seconds", "5", "--clip", str(clip), "--json", str(report_path))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(agent_cmd(*args), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    header = next(line for line in done.stdout.splitlines() if line.startswith("stream"))
+    for column in ("decoded", "sampled", "dropped", "analysed", "lag p95 ms", "lag max ms", "result p95 ms", "kept up"):
+        assert column in header
+    assert "streams kept up" in done.stdout and "MB per added stream" in done.stdout
+
+    report = json.loads(report_path.read_text())
+    assert [r["stream"] for r in report["rows"]] == ["cam00", "cam01"]
+    for row in report["rows"]:
+        assert not row["error"]
+        assert 0 < row["decoded"] <= 125  # 5 s at 25 fps, each frame once
+        assert 0 < row["analysed"] <= row["sampled"] < row["decoded"]  # the gate keeps about 1 a second
+        assert row["analysed"] + row["dropped"] <= row["sampled"]
+        assert 0 <= row["lag_p95_s"] <= row["lag_max_s"]  # no frame is analysed before its time
+        assert row["result_p95_s"] > 0
+        assert (row["outbox_n"] > 0) == (row["outbox_p95_s"] is not None)
+    if not any(r["outbox_n"] for r in report["rows"]):
+        assert "latency is detection-to-result" in done.stdout
+    assert report["cpu_s"] > 0 and report["peak_rss_mb"] > report["rss_1_stream_mb"] > 0
+    assert report["rss_per_added_stream_mb"] == report["peak_rss_mb"] - report["rss_1_stream_mb"]
+
+
+def test_a_configuration_gives_its_rules_and_detector_but_not_its_sources(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CAM_PASSWORD", "x")
+    monkeypatch.setenv("MQTT_PASSWORD", "x")
+    clip = make_clip(tmp_path / "cam.mp4", seconds=1)
+    own = [{"id": "cam00", "kind": "fixed", "url": str(clip), "realtime": True}]
+    config = bench_config(Path("unused.onnx"), REPO / "configs" / "fixed-cameras.yaml", tmp_path, own)
+    assert [s.id for s in config.sources] == ["cam00"] and config.sources[0].realtime
+    assert config.state_dir == tmp_path and config.inbox is None
+    assert config.cases.rules["garbage_pile"].min_present_s == 120  # the file's rule, not the default
+    assert config.detector.model.name == "garbage-yolov8n-int8.onnx"
