@@ -9,11 +9,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent.cases.case import Case, EvidenceFile, case_id
+from agent.cases.case import case_id
 from cityplatform.config import ReceiverConfig
 from cityplatform.receiver import Receiver
 from protocol.broker import MqttConfig
 from protocol.signing import Signer
+from tests.case_records import make_case
 from uploader import MqttSettings, MqttUploader, Outbox, Topics, UploadPolicy
 
 AGENT = "car-1"
@@ -38,32 +39,7 @@ def accept_revision(
     outbox: Outbox, signer: Signer, cid: str, revision: int, seen: datetime, files: dict[str, bytes]
 ) -> bool:
     """Accept revision `revision` of case `cid`, signed, listing `files` as its evidence."""
-    case = Case(
-        id=cid,
-        revision=revision,
-        agent_id=AGENT,
-        source_id="front",
-        source_kind="vehicle",
-        type="garbage_pile",
-        codes=(),
-        first_seen=seen,
-        last_seen=seen,
-        location=None,
-        score_max=0.9,
-        score_mean=0.8,
-        frames=3,
-        model_name="m",
-        model_version="v",
-        evidence=tuple(
-            EvidenceFile(
-                name,
-                "image/jpeg" if name.endswith("jpg") else "video/mp4",
-                hashlib.sha256(data).hexdigest(),
-                len(data),
-            )
-            for name, data in files.items()
-        ),
-    )
+    case = make_case(cid, revision, seen, agent_id=AGENT, source_id="front", source_kind="vehicle", files=files)
     record = json.dumps(signer.sign(case.to_record())).encode()
     return outbox.accept(case.id, revision, record, files)
 

@@ -19,6 +19,7 @@ from agent.geo.earth import Location, distance_m
 from agent.geo.geometry import offset
 from agent.runner import run_agent
 from streams.nmea import sentence
+from tests.case_records import make_case as case_record
 
 
 def next_day_copy(tmp_path: Path) -> tuple[Path, Path]:
@@ -77,22 +78,14 @@ def test_second_pass_updates_instead_of_duplicating(tmp_path: Path) -> None:
 
 
 def make_case(case_id: str, revision: int, lat: float, lon: float, first: datetime, last: datetime) -> Case:
-    return Case(
-        id=case_id,
-        revision=revision,
-        agent_id="a",
+    return case_record(
+        case_id,
+        revision,
+        first,
+        last,
         source_id="car",
         source_kind="vehicle",
-        type="garbage_pile",
-        codes=(),
-        first_seen=first,
-        last_seen=last,
         location=Location(lat, lon, 5.0, "ray_cast"),
-        score_max=0.9,
-        score_mean=0.8,
-        frames=3,
-        model_name="m",
-        model_version="v",
     )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 import pytest
 
-from agent.cases.case import Case, EvidenceFile
+from agent.cases.case import Case
 from agent.config import EvidenceConfig, SourceConfig, default_config
 from agent.evidence.clip_jobs import ClipJobs
 from agent.evidence.clips import Clip, cut_from_file, cut_from_ring
@@ -27,6 +27,7 @@ from streams.live import LiveOptions
 from streams.packets import EncodedPacket, PacketRing
 from streams.video import VideoSource
 from tests.agent.test_cli import ENV
+from tests.case_records import make_case
 from tests.conftest import agent_cmd, make_clip
 from tests.streams.conftest import RtspServer, rtsp_factory, rtsp_server  # noqa: F401 (fixtures)
 from uploader import Outbox
@@ -296,24 +297,7 @@ def test_one_changed_byte_of_a_clip_fails_verify_naming_the_clip(demo_run: Path)
 def sighting_case(case_id: str, revision: int, last_seen_s: float, files: dict[str, bytes]) -> Case:
     """A case of the source "cam" as the pipeline would accept it, last seen `last_seen_s` into the day."""
     start = datetime(2026, 11, 20, 8, tzinfo=UTC)
-    return Case(
-        id=case_id,
-        revision=revision,
-        agent_id="a",
-        source_id="cam",
-        source_kind="fixed",
-        type="garbage_pile",
-        codes=(),
-        first_seen=start,
-        last_seen=start + timedelta(seconds=last_seen_s),
-        location=None,
-        score_max=0.9,
-        score_mean=0.8,
-        frames=3,
-        model_name="m",
-        model_version="v",
-        evidence=tuple(EvidenceFile(n, "image/jpeg", hashlib.sha256(d).hexdigest(), len(d)) for n, d in files.items()),
-    )
+    return make_case(case_id, revision, start, start + timedelta(seconds=last_seen_s), files=files)
 
 
 def test_a_second_sighting_within_the_post_roll_keeps_the_first_ones_clip(tmp_path: Path) -> None:
