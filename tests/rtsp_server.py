@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--fps", type=int, default=15)
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--bframes", type=int, default=0, help="B-frames between references (0: none)")
+    parser.add_argument("--per-client", action="store_true", help="a pipeline per client instead of one shared")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
@@ -52,7 +53,7 @@ def main() -> None:
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(pipeline(args.fps, width, height, args.bframes))
-    factory.set_shared(True)
+    factory.set_shared(not args.per_client)
     server.get_mount_points().add_factory("/live", factory)
     if server.attach(None) == 0:
         sys.exit(f"cannot listen on 127.0.0.1:{args.port}")

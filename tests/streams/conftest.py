@@ -28,6 +28,7 @@ class RtspServer:
     fps: int = 15
     size: str = "640x360"
     bframes: int = 0  # B-frames between references (main profile); 0: baseline, none
+    per_client: bool = False  # a pipeline per client: clients never race on one shared media's preparation
     process: subprocess.Popen | None = None
     starts: list[float] = field(default_factory=list)
 
@@ -39,6 +40,7 @@ class RtspServer:
         """Start the server and return once its port accepts connections."""
         assert self.process is None or self.process.poll() is not None, "server already running"
         args = ["--port", str(self.port), "--fps", str(self.fps), "--size", self.size, "--bframes", str(self.bframes)]
+        args += ["--per-client"] if self.per_client else []
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
                 [SYSTEM_PYTHON, str(SERVER_SCRIPT), *args],
@@ -90,8 +92,9 @@ def rtsp_factory(tmp_path: Path) -> Iterator[Callable[..., RtspServer]]:
     _need_server_tools()
     made: list[RtspServer] = []
 
-    def make(fps: int = 15, size: str = "640x360", bframes: int = 0) -> RtspServer:
-        server = RtspServer(free_port(), tmp_path / f"rtsp-{len(made)}.log", fps=fps, size=size, bframes=bframes)
+    def make(fps: int = 15, size: str = "640x360", bframes: int = 0, per_client: bool = False) -> RtspServer:
+        log_path = tmp_path / f"rtsp-{len(made)}.log"
+        server = RtspServer(free_port(), log_path, fps=fps, size=size, bframes=bframes, per_client=per_client)
         made.append(server)
         return server
 

@@ -23,7 +23,12 @@ RSS_GROWTH_MB = 25.0  # after the baseline; one 640x360 frame is 0.7 MB, a leak 
 
 
 @pytest.mark.slow
-def test_soak_restarts_leak_no_threads_fds_or_memory(rtsp_server: RtspServer) -> None:
+def test_soak_restarts_leak_no_threads_fds_or_memory(rtsp_factory: Callable[..., RtspServer]) -> None:
+    # a pipeline per client: with one shared media, two clients that rejoin a restarted server in the same
+    # instant can wedge gst-rtsp-server (every DESCRIBE answered 5XX until it restarts; seen under load in a
+    # full run here). That is the test server's fault, and this test is about the clients' leaks.
+    rtsp_server = rtsp_factory(per_client=True)
+    rtsp_server.start()
     threads_before, fds_before = native_threads(), open_fds()
     sources: list[VideoSource] = [
         source_for(rtsp_server.url, transport, sample_fps=5, stall_s=3, backoff_initial_s=0.5, backoff_cap_s=2)
