@@ -14,7 +14,7 @@ from tests.conftest import agent_cmd
 
 def write(tmp_path: Path, data: dict) -> Path:
     path = tmp_path / "agent.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, width=10**9))  # long values stay on one line
     return path
 
 

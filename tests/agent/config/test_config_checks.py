@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import get_args, get_origin
 
 import pytest
-import yaml
 from pydantic import BaseModel
 
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.config.loading import _PATH_KEYS
 from cityplatform.config import ReceiverConfig
 from streams import mask_url
+from tests.agent.config.test_config import good, write
 from tests.conftest import agent_cmd
 
 SECRET = "s3cr@tpass"  # an '@' inside: masking up to the first '@' leaks "tpass"
@@ -24,19 +24,8 @@ CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
 def config_with(tmp_path: Path, sample_clip: Path, **changes: object) -> dict:
-    data: dict = {
-        "agent_id": "box-1",
-        "sources": [{"id": "cam1", "kind": "fixed", "url": str(sample_clip)}],
-        "detector": {"model": "builtin:garbage"},
-    }
-    data.update(changes)
-    return data
-
-
-def write(tmp_path: Path, data: dict) -> Path:
-    path = tmp_path / "agent.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, width=10**9))
-    return path
+    """test_config's good configuration with top-level keys replaced."""
+    return good(tmp_path, sample_clip) | changes
 
 
 def check_config(path: Path) -> subprocess.CompletedProcess:
