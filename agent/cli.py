@@ -175,7 +175,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    from agent.detector_setup import build_detector
+    from agent.detector_setup import build_detectors
     from agent.runner import check_class_map
 
     try:
@@ -187,14 +187,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
                 f"`edge-agent receive --check -c {args.config}`"
             ) from None
         raise
-    try:  # the model as `run` loads it: a file that is no model fails here, not at the first start
-        detector = build_detector(config.detector)
-    except ModelError as exc:
-        raise ConfigError(
-            f"{args.config}: detector.model: {exc}; give a model made by `edge-agent export`, or builtin:garbage"
-        ) from None
-    try:
-        check_class_map(config, detector.class_names)
+    try:  # every model as `run` loads it: a file that is no model fails here, not at the first start
+        check_class_map(config, build_detectors(config))
     except ConfigError as exc:
         raise ConfigError(f"{args.config}: {exc}") from None
     kinds = ", ".join(f"{s.id} ({s.kind})" for s in config.sources)

@@ -1,7 +1,8 @@
-"""The agent's main path: frames from streams -> detector -> persistence rule -> evidence -> outbox.
+"""The agent's main path: frames from streams -> detectors -> persistence rule -> evidence -> outbox.
 
 `Pipeline.run_source` handles one source; the CLI runs one thread per source for `run` and the
-calling thread for `process`. The detector is shared (onnxruntime sessions are thread-safe).
+calling thread for `process`. The detectors are shared (onnxruntime sessions are thread-safe); a
+source is decoded once whatever the number of detectors (`agent.detection`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,8 +27,9 @@ from agent.cases.locate import locate
 from agent.cases.places import SourcePlaces
 from agent.cases.registry import CaseRegistry
 from agent.cases.rules import PersistenceRule, Sighting
-from agent.cases.tracking import Tracker
 from agent.config import AgentConfig, SourceConfig
+from agent.detection import DetectorTypes, SourceDetectors
+from agent.detector_setup import LoadedDetector
 from agent.evidence.clip_jobs import ClipJobs, ring_for
 from agent.evidence.snapshots import crop_jpeg, snapshot_jpeg
 from agent.geo.earth import Location
@@ -64,6 +66,8 @@ class SourceSummary:
     time_source: str = ""  # files: where frame times came from ("container", "klv", "srt", "file mtime", ...)
     warnings: list[str] = field(default_factory=list)  # what the operator should know though the source ran
     stream_state: str = ""  # cameras: unreachable or down at the end, and why (SourceStats.outcome); "" if fine
+    model_s: dict[str, float] = field(default_factory=dict)  # seconds each detector spent (part of "detect")
+    model_runs: dict[str, int] = field(default_factory=dict)  # frames each detector saw
 
     @property
     def problem(self) -> str:
@@ -85,20 +89,21 @@ class Pipeline:
     def __init__(
         self,
         config: AgentConfig,
-        detector: Detector,
+        detectors: Detector | Sequence[LoadedDetector],
         outbox: Outbox,
         signer: Signer,
         on_case: Callable[[], None] = lambda: None,
     ) -> None:
+        """`detectors`: from `build_detectors`; one Detector stands for the configuration's first entry."""
         self.config = config
-        self.detector = detector
+        if not isinstance(detectors, Sequence):
+            detectors = [LoadedDetector(config.detector_entries[0], detectors)]
+        self.types = [DetectorTypes(loaded, config.cases.colocated) for loaded in detectors]
+        self._by_id = {t.loaded.entry.id: t.loaded for t in self.types}
+        self.colocator = Colocator(config.cases.colocated, ())  # its case types only: for the explanation
         self.outbox = outbox
         self.signer = signer
         self.on_case = on_case
-        self._class_to_type = np.array(
-            [config.detector.class_map.get(name, "") for name in detector.class_names], dtype=object
-        )
-        self.colocator = Colocator(config.cases.colocated, detector.class_names)
         self.registry = CaseRegistry(config.state_dir / "cases.sqlite3", config.cases.remember_days)
         self.grid = config.grid.index() if config.grid else None
         self._backlogs: dict[str, DiskBacklog] = {}
@@ -148,9 +153,10 @@ class Pipeline:
         """Process one source until it ends or `stop` is set. Errors are logged, never raised."""
         summary = SourceSummary(source.id)
         rule = PersistenceRule(self.config.cases.rule, source.kind, self.config.cases.tz)
-        # fed analysed frames only, so the motion compensated is that between them; fixed cameras do not
-        # move, and compensation would only add cost and read a truck filling the view as a cut
-        tracker = Tracker(compensate=source.kind != "fixed")
+        detectors = SourceDetectors(self.types, source)
+        if not len(detectors):
+            log.warning("%s: no detector applies to this source (detectors[].sources and .kinds)", source.id)
+            summary.warnings.append("no detector applies to this source: check detectors[].sources and .kinds")
         video: VideoSource | None = None
         clips: ClipJobs | None = None
         backlog = self._backlogs[source.id] = DiskBacklog(source.id)
@@ -163,17 +169,16 @@ class Pipeline:
             stage, clock = summary.stage_s, time.perf_counter()
             for frame in video.frames(stop):
                 t_frame = time.perf_counter()
-                detections = self.detector.detect(frame.image)
-                t_detect = time.perf_counter()
-                detections = tracker.update_with_detections(frame.image, detections, frame.utc.timestamp())
+                found = detectors.detect(frame)
+                t_detect = t_frame + found.detect_s
                 t_track = time.perf_counter()
-                by_type = places.filter(frame, self.by_type(detections))
+                by_type = places.filter(frame, detectors.by_type(found))
                 summary.frames_analysed += 1
                 summary.detections += sum(len(d) for d in by_type.values())
                 sightings = rule.update(frame, by_type)
                 t_rules = time.perf_counter()
                 for sighting in sightings:
-                    if tracks := tracker.summaries(sighting.track_ids):
+                    if tracks := detectors.tracks(sighting):
                         sighting.explanation["tracks"] = tracks
                     case, files = self.accept(source, sighting)
                     clips.add(case, files, frame.media_s)
@@ -209,15 +214,13 @@ class Pipeline:
             summary.unstored = len(lost)
             summary.cases = sum(1 for key in accepted if key not in lost)
             summary.time_source = video.time_source if video is not None else ""
+            summary.model_s, summary.model_runs = detectors.model_s, detectors.runs
         return summary
 
     def by_type(self, detections: Detections) -> dict[str, Detections]:
-        """Detections grouped by case type, with co-located groups (`cases.colocated`) as boxes of their
-        type; classes without a case type are dropped."""
-        if not len(detections):
-            return {}
-        types = self._class_to_type[detections.class_id]
-        return self.colocator.add_groups({t: detections[types == t] for t in set(types) if t}, detections)
+        """One detector's boxes (by `detections.model`; untagged: the first detector's) as case types."""
+        types = next((t for t in self.types if t.loaded.entry.id == detections.model), self.types[0])
+        return types.by_type(detections)
 
     def accept(self, source: SourceConfig, sighting: Sighting) -> tuple[Case, dict[str, bytes]]:
         """Build the evidence and the signed case record and store both durably in the outbox; returns the
@@ -233,6 +236,11 @@ class Pipeline:
         location = locate(sighting.best_frame, source, box)
         sighting_id = case_id(cfg.agent_id, source.id, sighting.case_type, sighting.first_seen)
         fixed_box = box if source.kind == "fixed" else None  # a fixed camera tells problems apart by place in view
+        # the detector that found the best box; boxes of several detectors in one type: the first's
+        loaded = self._by_id.get(sighting.best_detections.model, self.types[0].loaded)
+        explanation = self.colocator.explain(sighting.case_type, sighting.best_detections) | sighting.explanation
+        if cfg.detectors:  # the list form names its detectors; a `detector:` file's cases stay as they were
+            explanation["detector"] = loaded.entry.id
         identity, revision, first_seen = self._identity(source, sighting, sighting_id, location, fixed_box)
         case = Case(
             id=identity,
@@ -249,13 +257,13 @@ class Pipeline:
             score_max=sighting.score_max,
             score_mean=sighting.score_mean,
             frames=sighting.frames,
-            model_name=self.detector.name,
-            model_version=self.detector.version,
+            model_name=loaded.detector.name,
+            model_version=loaded.detector.version,
             evidence=tuple(
                 EvidenceFile(name, "image/jpeg", hashlib.sha256(data).hexdigest(), len(data))
                 for name, data in files.items()
             ),
-            explanation=self.colocator.explain(sighting.case_type, sighting.best_detections) | sighting.explanation,
+            explanation=explanation,
         )
         self.store(source, case, files, sighting_id, fixed_box)
         return case, files

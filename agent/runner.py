@@ -9,11 +9,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agent.config import AgentConfig, ConfigError
-from agent.detector_setup import build_detector
+from agent.detector_setup import LoadedDetector, build_detectors
 from agent.inbox import Inbox
 from agent.pipeline import Pipeline, SourceSummary, state_paths
 from protocol.signing import Signer
@@ -39,13 +39,13 @@ def run_agent(
 ) -> RunResult:
     """Run every configured source to its end (files) or until SIGTERM/SIGINT (cameras)."""
     started = time.monotonic()
-    detector = build_detector(config.detector)
-    check_class_map(config, detector.class_names)
+    detectors = build_detectors(config)
+    check_class_map(config, detectors)
     outbox_dir, keys_dir = state_paths(config)
     outbox = Outbox(outbox_dir, int(config.uploader.disk_quota_mb * 1e6), int(config.uploader.disk_hard_limit_mb * 1e6))
     signer = Signer.load_or_create(keys_dir)
     uploader = _uploader(config, outbox, signer)
-    pipeline = Pipeline(config, detector, outbox, signer, on_case=uploader.notify if uploader else lambda: None)
+    pipeline = Pipeline(config, detectors, outbox, signer, on_case=uploader.notify if uploader else lambda: None)
     stop = threading.Event()
     restore = _handle_signals(stop)
     summaries: list[SourceSummary] = []
@@ -96,19 +96,28 @@ def _guarded(pipeline: Pipeline, source, stop: threading.Event, on_frame) -> Sou
         return SourceSummary(source.id, error=f"unexpected {type(exc).__name__}: {exc}")
 
 
-def check_class_map(config: AgentConfig, class_names: tuple[str, ...]) -> None:
-    """Refuse at start-up a class map or a co-located rule that names classes the model does not have."""
-    named = [("detector.class_map", list(config.detector.class_map), "map the model's own class names")]
-    for i, composite in enumerate(config.cases.colocated):
-        fix = "list the model's own class names (train one with them: models/README.md)"
-        named += [(f"cases.colocated[{i}].objects", composite.objects, fix)]
-        named += [(f"cases.colocated[{i}].people", composite.people, fix)]
+def check_class_map(config: AgentConfig, detectors: Sequence[LoadedDetector] | tuple[str, ...]) -> None:
+    """Refuse at start-up a class map or a co-located rule that names classes no detector has.
+    `detectors` may be the class names of the one model of a `detector:` file."""
+    if isinstance(detectors, tuple) and all(isinstance(name, str) for name in detectors):
+        classes = [(config.detector_entries[0], "detector", tuple(detectors))]
+    else:
+        classes = [(d.entry, d.key, d.detector.class_names) for d in detectors]  # type: ignore[union-attr]
     problems = [
-        f"{key}: {', '.join(map(repr, unknown))} not among the classes of "
-        f"{config.detector.model.name} ({', '.join(class_names)}); {fix}"
-        for key, names, fix in named
-        if (unknown := sorted(set(names) - set(class_names)))
+        f"{key}.class_map: {', '.join(map(repr, unknown))} not among the classes of {entry.model.name} "
+        f"({', '.join(names)}); map the model's own class names"
+        for entry, key, names in classes
+        if (unknown := sorted(set(entry.class_map) - set(names)))
     ]
+    known = {name for _, _, names in classes for name in names}
+    models = "; ".join(f"{entry.model.name} ({', '.join(names)})" for entry, _, names in classes)
+    for i, composite in enumerate(config.cases.colocated):
+        for part in ("objects", "people"):
+            if unknown := sorted(set(getattr(composite, part)) - known):
+                problems.append(
+                    f"cases.colocated[{i}].{part}: {', '.join(map(repr, unknown))} not among the classes of {models}; "
+                    "list the model's own class names (train one with them: models/README.md)"
+                )
     if problems:
         raise ConfigError("\n".join(problems))
 

@@ -14,6 +14,7 @@ class Detections:
 
     `xyxy` is (N, 4) float32 pixels in the input image; `confidence` (N,) float32; `class_id`
     (N,) int32 indexing `class_names`; `tracker_id` (N,) int64, set by a tracker (-1: no track), else None.
+    `model` names the detector that found them (the agent's `detectors[].id`; "" until it is set).
     """
 
     xyxy: np.ndarray
@@ -21,6 +22,7 @@ class Detections:
     class_id: np.ndarray
     class_names: tuple[str, ...] = field(default=())
     tracker_id: np.ndarray | None = None
+    model: str = ""
 
     def __post_init__(self) -> None:
         n = len(self.xyxy)
@@ -42,7 +44,9 @@ class Detections:
 
     def __getitem__(self, mask: np.ndarray) -> Detections:
         tracker_id = None if self.tracker_id is None else self.tracker_id[mask]
-        return Detections(self.xyxy[mask], self.confidence[mask], self.class_id[mask], self.class_names, tracker_id)
+        return Detections(
+            self.xyxy[mask], self.confidence[mask], self.class_id[mask], self.class_names, tracker_id, self.model
+        )
 
     def names(self) -> list[str]:
         """The class name of each box."""

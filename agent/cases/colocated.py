@@ -12,7 +12,7 @@ Those boxes then go through zones, hours and the persistence rule like any detec
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -53,6 +53,7 @@ class Colocator:
             groups = _find_groups(detections, composite)
             if not len(groups):
                 continue
+            groups = replace(groups, model=detections.model)  # the model whose boxes made the group
             case_type = composite.config.case_type
             by_type[case_type] = concat(by_type[case_type], groups) if case_type in by_type else groups
         return by_type
@@ -117,12 +118,14 @@ def group_labels(xyxy: np.ndarray, max_gap: float) -> np.ndarray:
 
 
 def concat(first: Detections, second: Detections) -> Detections:
-    """Both sets of boxes in one Detections; the second's class ids move past the first's names."""
+    """Both sets of boxes in one Detections; the second's class ids move past the first's names. The
+    model is kept when both come from the same one, else it is "" (several)."""
     return Detections(
         np.concatenate([first.xyxy, second.xyxy]),
         np.concatenate([first.confidence, second.confidence]),
         np.concatenate([first.class_id, second.class_id + len(first.class_names)]).astype(np.int32),
         first.class_names + second.class_names,
+        model=first.model if first.model == second.model else "",
     )
 
 

@@ -6,6 +6,7 @@ from agent.config.rules import CasesConfig, CaseType, ColocatedConfig, RuleConfi
 from agent.config.schema import (
     AgentConfig,
     DetectorConfig,
+    DetectorEntry,
     EvidenceConfig,
     GridConfig,
     TilingConfig,
@@ -25,6 +26,7 @@ __all__ = [
     "ColocatedConfig",
     "ConfigError",
     "DetectorConfig",
+    "DetectorEntry",
     "EvidenceConfig",
     "GridConfig",
     "InboxConfig",

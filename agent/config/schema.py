@@ -83,6 +83,24 @@ class DetectorConfig(_Strict):
         return self
 
 
+class DetectorEntry(DetectorConfig):
+    """One entry of `detectors:`: today's `detector:` keys, plus its name, how often it runs and where.
+
+    Every source is decoded once; each sampled frame goes to the entries that apply to the source and
+    are due (smoke twice a second, garbage once every 2 s, on the same frames)."""
+
+    id: str = Field(pattern=_ID, description="names the detector in logs, the bench and cases (explanation.detector)")
+    every_s: float | None = Field(
+        default=None, gt=0, le=3600, description="run at most once per this many seconds; null: every sampled frame"
+    )
+    sources: list[str] = Field(default_factory=list, description="ids of the sources it runs on; empty: all")
+    kinds: list[SourceKind] = Field(default_factory=list, description="kinds of source it runs on; empty: all")
+
+    def applies_to(self, source: SourceConfig) -> bool:
+        """Whether this detector watches the source (by id and kind)."""
+        return (not self.sources or source.id in self.sources) and (not self.kinds or source.kind in self.kinds)
+
+
 class EvidenceConfig(_Strict):
     jpeg_quality: int = Field(default=80, ge=30, le=100)
     max_width_px: int = Field(default=1280, ge=320, le=7680, description="snapshots wider than this are scaled down")
@@ -160,7 +178,8 @@ class AgentConfig(_Strict):
     state_dir: Path = Field(default=Path("edge-agent-data"), description="outbox, keys and logs live here")
     sources: list[SourceConfig] = Field(default_factory=list, description="cameras and files to process")
     inbox: InboxConfig | None = Field(default=None, description="a folder of uploaded footage to process")
-    detector: DetectorConfig
+    detector: DetectorConfig | None = Field(default=None, description="one model: the short form of `detectors`")
+    detectors: list[DetectorEntry] = Field(default_factory=list, description="several models on one decode")
     cases: CasesConfig = Field(default_factory=CasesConfig)
     grid: GridConfig | None = Field(default=None, description="grid layer: sets `grid` on cases with a position")
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
@@ -171,6 +190,35 @@ class AgentConfig(_Strict):
         if not self.sources and self.inbox is None:
             raise ValueError("give at least one entry under sources, or an inbox folder")
         return self
+
+    @model_validator(mode="after")
+    def _detectors_fit(self) -> AgentConfig:
+        if (self.detector is None) == (not self.detectors):
+            raise ValueError(
+                "give either `detector:` (one model) or `detectors:` (a list of them), exactly one of the two; "
+                "configs/README.md shows both"
+            )
+        ids = [entry.id for entry in self.detectors]
+        if twice := sorted({i for i in ids if ids.count(i) > 1}):
+            raise ValueError(
+                f"detectors: id {', '.join(map(repr, twice))} is used twice; give every detector its own id"
+            )
+        known = {source.id for source in self.sources}
+        for i, entry in enumerate(self.detectors):
+            if self.inbox is None and (unknown := sorted(set(entry.sources) - known)):
+                raise ValueError(
+                    f"detectors[{i}].sources: {', '.join(map(repr, unknown))} is no source id here; "
+                    f"give ids from sources ({', '.join(sorted(known))}) or leave the key out for all sources"
+                )
+        return self
+
+    @property
+    def detector_entries(self) -> list[DetectorEntry]:
+        """The detectors to run: `detectors`, or the single `detector` as a one-item list."""
+        if self.detectors:
+            return self.detectors
+        assert self.detector is not None  # _detectors_fit
+        return [DetectorEntry.model_validate({**self.detector.model_dump(exclude_unset=True), "id": "detector"})]
 
     @field_validator("sources")
     @classmethod
@@ -221,6 +269,7 @@ __all__ = [
     "AgentConfig",
     "CasesConfig",
     "ConfigError",
+    "DetectorEntry",
     "RuleConfig",
     "TilingConfig",
     "default_config",

@@ -157,6 +157,8 @@ def _eval_scenario(args: argparse.Namespace, model: Path | None) -> dict:
     from agent.tools.scenario_eval import evaluate_file, print_events
 
     base = load_config(args.config) if args.config else default_config()
+    if model is not None and base.detector is None:
+        raise ConfigError(f"{args.config}: --model replaces a `detector:` file's model; give models in `detectors:`")
     if model is not None:
         base = base.model_copy(update={"detector": base.detector.model_copy(update={"model": model})})
     with tempfile.TemporaryDirectory(prefix="scenario-") as scratch:

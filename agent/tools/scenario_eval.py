@@ -125,7 +125,7 @@ def expected_cases(scenario: Scenario, config: AgentConfig, analysed_s: list[flo
     """The cases the labels call for under `config`'s rules and the source's zones (see the module doc)."""
     source = config.sources[0]
     places = SourcePlaces.from_config(source)
-    class_map = config.detector.class_map
+    class_map = {name: t for entry in config.detector_entries for name, t in entry.class_map.items()}
     names = scenario.spec.classes
     times = np.asarray(analysed_s)
     expected: list[ExpectedCase] = []
