@@ -26,18 +26,15 @@ PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "OpenVINOExecutionProvider", "CP
 class OnnxYoloDetector:
     """A YOLO detection model exported to ONNX by ultralytics."""
 
-    def __init__(self, model_path: Path, min_score: float = 0.25, iou: float = 0.5, threads: int = 1) -> None:
-        if not model_path.is_file():
-            raise ModelError(f"model file not found: {model_path}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        available = ort.get_available_providers()
-        providers = [p for p in PREFERRED_PROVIDERS if p in available]
-        try:
-            self.session = ort.InferenceSession(str(model_path), options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            raise ModelError(f"{model_path}: not a readable ONNX model ({exc})") from exc
+    def __init__(
+        self,
+        model_path: Path,
+        min_score: float = 0.25,
+        iou: float = 0.5,
+        threads: int = 1,
+        session: ort.InferenceSession | None = None,
+    ) -> None:
+        self.session = session or open_session(model_path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.class_names = _class_names(model_path, meta)
         shape = self.session.get_inputs()[0].shape
@@ -100,6 +97,21 @@ class OnnxYoloDetector:
             class_id[kept].astype(np.int32),
             self.class_names,
         )
+
+
+def open_session(model_path: Path, threads: int = 1) -> ort.InferenceSession:
+    """An onnxruntime session on the best provider present; a clear ModelError for a missing or bad file."""
+    if not model_path.is_file():
+        raise ModelError(f"model file not found: {model_path}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    available = ort.get_available_providers()
+    providers = [p for p in PREFERRED_PROVIDERS if p in available]
+    try:
+        return ort.InferenceSession(str(model_path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        raise ModelError(f"{model_path}: not a readable ONNX model ({exc})") from exc
 
 
 def letterbox(image: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, float, tuple[float, float]]:
