@@ -1,5 +1,7 @@
 """`edge-agent eval`: accuracy of an ONNX model on held-out labelled images, through the same
 onnxruntime path the agent runs, and false positives per 1000 frames on footage without targets.
+With `veto_with`, a second (general) model runs on every image and its cars, people and benches veto
+the boxes they mostly cover (detectors/vetoes.py), so the effect of the veto is measured the same way.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+from detectors import Detections, Detector
+from detectors.loading import load_detector
 from detectors.metrics import ClassResult, Evaluation
-from detectors.onnx_yolo import OnnxYoloDetector
+from detectors.vetoes import apply_vetoes
 from streams.video import VideoSource
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -61,8 +65,14 @@ def read_labels(label_file: Path, width: int, height: int) -> tuple[np.ndarray, 
     return xyxy, rows[:, 0].astype(np.int64)
 
 
-def evaluate(model: Path, data: Path, conf: float, threads: int = 1) -> EvalReport:
-    detector = OnnxYoloDetector(model, min_score=MAP_CONF, threads=threads)
+def _detect(detector: Detector, veto: Detector | None, image: np.ndarray) -> Detections:
+    found = detector.detect(image)
+    return found if veto is None else apply_vetoes(found, veto.detect(image))
+
+
+def evaluate(model: Path, data: Path, conf: float, threads: int = 1, veto_with: Path | None = None) -> EvalReport:
+    detector = load_detector(model, MAP_CONF, 0.5, threads)
+    veto = None if veto_with is None else load_detector(veto_with, conf, 0.5, threads)
     evaluation = Evaluation(detector.class_names, operating_conf=conf)
     folder = images_folder(data)
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -75,7 +85,7 @@ def evaluate(model: Path, data: Path, conf: float, threads: int = 1) -> EvalRepo
         if image is None:
             continue
         started = time.perf_counter()
-        found = detector.detect(image)
+        found = _detect(detector, veto, image)
         inference_s += time.perf_counter() - started
         true_xyxy, true_cls = read_labels(labels_dir / (image_path.stem + ".txt"), image.shape[1], image.shape[0])
         evaluation.add(found.xyxy, found.confidence, found.class_id, true_xyxy, true_cls)
@@ -89,14 +99,17 @@ def evaluate(model: Path, data: Path, conf: float, threads: int = 1) -> EvalRepo
     )
 
 
-def false_positives_per_1000(model: Path, video: Path, conf: float, threads: int = 1) -> tuple[int, int, dict]:
+def false_positives_per_1000(
+    model: Path, video: Path, conf: float, threads: int = 1, veto_with: Path | None = None
+) -> tuple[int, int, dict]:
     """Run on every frame of footage that shows no target: (frames, frames with a box, boxes per class)."""
-    detector = OnnxYoloDetector(model, min_score=conf, threads=threads)
+    detector = load_detector(model, conf, 0.5, threads)
+    veto = None if veto_with is None else load_detector(veto_with, conf, 0.5, threads)
     source = VideoSource("negatives", str(video), sample_fps=1000)
     frames = flagged = 0
     per_class = dict.fromkeys(detector.class_names, 0)
     for frame in tqdm(source.frames(), desc=video.name, unit="frame", disable=None):
-        found = detector.detect(frame.image)
+        found = _detect(detector, veto, frame.image)
         frames += 1
         flagged += bool(len(found))
         for name in found.names():

@@ -61,6 +61,12 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--conf", type=float, default=0.30, help="operating threshold for P, R and confusion")
     evaluate.add_argument("--threads", type=int, default=1)
     evaluate.add_argument(
+        "--veto-with",
+        type=Path,
+        help="a general model (builtin:general) whose cars, people, bicycles, motorcycles and benches veto the "
+        "boxes they mostly cover, at --conf (detectors/vetoes.py): the veto's effect on P, R and false boxes",
+    )
+    evaluate.add_argument(
         "--scenario", type=Path, help="a scenario file (see configs/scenarios/two-passes.yaml): event-level P and R"
     )
     evaluate.add_argument("-c", "--config", type=Path, help="with --scenario: rules and detector (default: built-in)")
@@ -113,10 +119,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from agent.config.resources import builtin
     from agent.tools import evaluate as ev
 
-    model = builtin(str(args.model).removeprefix("builtin:")) if str(args.model).startswith("builtin:") else args.model
+    model = _model_path(args.model)
+    veto_with = _model_path(args.veto_with)
     if not args.data and not args.negatives and not args.scenario:
         raise ConfigError("eval: give --data (labelled images), --negatives (a video without targets) or --scenario")
     if (args.data or args.negatives) and args.model is None:
@@ -125,11 +131,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.scenario:
         results["events"] = _eval_scenario(args, model)
     if args.data:
-        report = ev.evaluate(model, args.data, args.conf, args.threads)
+        report = ev.evaluate(model, args.data, args.conf, args.threads, veto_with)
         ev.print_report(report)
         results["held_out"] = report
     if args.negatives:
-        frames, flagged, per_class = ev.false_positives_per_1000(model, args.negatives, args.conf, args.threads)
+        frames, flagged, per_class = ev.false_positives_per_1000(
+            model, args.negatives, args.conf, args.threads, veto_with
+        )
         per_1000 = 1000 * sum(per_class.values()) / max(frames, 1)
         print(
             f"\n{args.negatives.name}: {frames} frames, {flagged} with a box at conf {args.conf}; "
@@ -149,6 +157,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             results["held_out"] = json.loads(ev.report_json(results["held_out"]))
         args.json.write_text(json.dumps(results, indent=2))
     return 0
+
+
+def _model_path(model: Path | None) -> Path | None:
+    """A model path as given, or the bundled file of a `builtin:` name (ConfigError naming the known ones)."""
+    from agent.config.resources import builtin, builtin_names
+
+    if model is None or not str(model).startswith("builtin:"):
+        return model
+    found = builtin(str(model).removeprefix("builtin:"))
+    if found is None:
+        raise ConfigError(f"eval: unknown model {model}; the bundled ones are {builtin_names()}")
+    return found
 
 
 def _eval_scenario(args: argparse.Namespace, model: Path | None) -> dict:
