@@ -4,12 +4,15 @@ become case types.
 A source is decoded once; each sampled frame goes to the detectors that apply to the source
 (`detectors[].sources`, `.kinds`) and are due (`every_s`: smoke twice a second, garbage once every 2 s,
 on the same frames). Each detector keeps its own tracker, because its boxes arrive at its own pace, and
-its own class map and co-located groups, because class names belong to a model. Every box is tagged
-with the detector that found it (`Detections.model`), which is how a case records its model.
+its own class map and co-located groups, because class names belong to a model. A detector's
+`vetoes` drop its boxes that another detector sees as something else (detectors/vetoes.py) on the same
+frame, before tracking. Every box is tagged with the detector that found it (`Detections.model`),
+which is how a case records its model.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -19,10 +22,13 @@ import numpy as np
 from agent.cases.colocated import Colocator, concat
 from agent.cases.rules import Sighting
 from agent.cases.tracking import Tracker
-from agent.config import ColocatedConfig, SourceConfig
+from agent.config import ColocatedConfig, DetectorEntry, SourceConfig
 from agent.detector_setup import LoadedDetector
 from detectors import Detections
+from detectors.vetoes import apply_vetoes
 from streams import Frame
+
+log = logging.getLogger(__name__)
 
 EARLY_S = 0.05  # a frame this much before a detector's due time counts as on time (frame-time jitter)
 
@@ -56,11 +62,15 @@ class _Slot:
 
     @property
     def id(self) -> str:
-        return self.types.loaded.entry.id
+        return self.entry.id
+
+    @property
+    def entry(self) -> DetectorEntry:
+        return self.types.loaded.entry
 
     def due(self, media_s: float) -> bool:
         """Whether this frame goes to the detector; advances its schedule when it does."""
-        every_s = self.types.loaded.entry.every_s
+        every_s = self.entry.every_s
         if media_s < self.last_media_s:  # the stream started again (a camera reconnected): start afresh
             self.next_due = None
         self.last_media_s = media_s
@@ -90,6 +100,13 @@ class SourceDetectors:
         # move, and compensation would only add cost and read a truck filling the view as a cut
         compensate = source.kind != "fixed"
         self._slots = [_Slot(t, Tracker(compensate=compensate)) for t in types if t.loaded.entry.applies_to(source)]
+        watching = {slot.id for slot in self._slots}
+        for slot in self._slots:
+            for veto in slot.entry.vetoes:
+                if veto.veto_with not in watching:
+                    log.warning(
+                        "%s: %s is not vetoed here: %s does not watch this source", source.id, slot.id, veto.veto_with
+                    )
         self.model_s = {slot.id: 0.0 for slot in self._slots}  # seconds each detector spent, summed
         self.runs = dict.fromkeys(self.model_s, 0)  # frames each detector saw
 
@@ -97,21 +114,34 @@ class SourceDetectors:
         return len(self._slots)
 
     def detect(self, frame: Frame) -> Found:
-        """Run the detectors due for this frame, each result tagged with its detector and tracked."""
+        """Run the detectors due for this frame (and those that veto them, due or not), drop the vetoed
+        boxes, then track each detector's boxes; each result is tagged with its detector."""
         found = Found()
+        due = {slot.id for slot in self._slots if slot.due(frame.media_s)}
+        due |= {v.veto_with for slot in self._slots if slot.id in due for v in slot.entry.vetoes}
+        raw: dict[str, Detections] = {}
         for slot in self._slots:
-            if not slot.due(frame.media_s):
+            if slot.id not in due:
                 continue
             started = time.perf_counter()
-            detections = replace(slot.types.loaded.detector.detect(frame.image), model=slot.id)
-            detected = time.perf_counter()
+            raw[slot.id] = replace(slot.types.loaded.detector.detect(frame.image), model=slot.id)
+            spent = time.perf_counter() - started
+            found.detect_s += spent
+            self.model_s[slot.id] += spent
+            self.runs[slot.id] += 1
+        started = time.perf_counter()
+        for slot in self._slots:
+            if slot.id not in raw:
+                continue
+            detections = raw[slot.id]
+            for veto in slot.entry.vetoes:
+                if veto.veto_with in raw:  # a vetoing detector that does not watch this source: no veto
+                    by = raw[veto.veto_with]
+                    detections = apply_vetoes(detections, by, veto.classes, veto.min_coverage, veto.min_iou)
             found.by_model[slot.id] = slot.tracker.update_with_detections(
                 frame.image, detections, frame.utc.timestamp()
             )
-            found.detect_s += detected - started
-            found.track_s += time.perf_counter() - detected
-            self.model_s[slot.id] += detected - started
-            self.runs[slot.id] += 1
+        found.track_s = time.perf_counter() - started
         return found
 
     def by_type(self, found: Found) -> dict[str, Detections]:

@@ -109,6 +109,14 @@ def check_class_map(config: AgentConfig, detectors: Sequence[LoadedDetector] | t
         for entry, key, names in classes
         if (unknown := sorted(set(entry.class_map) - set(names)))
     ]
+    names_of = {entry.id: names for entry, _, names in classes}
+    problems += [
+        f"{key}.vetoes[{j}].classes: {', '.join(map(repr, unknown))} not among the classes of detector "
+        f"{veto.veto_with!r} ({', '.join(names_of[veto.veto_with])}); list its own class names"
+        for entry, key, _ in classes
+        for j, veto in enumerate(entry.vetoes)
+        if veto.veto_with in names_of and (unknown := sorted(set(veto.classes) - set(names_of[veto.veto_with])))
+    ]
     known = {name for _, _, names in classes for name in names}
     models = "; ".join(f"{entry.model.name} ({', '.join(names)})" for entry, _, names in classes)
     for i, composite in enumerate(config.cases.colocated):

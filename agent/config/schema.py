@@ -28,6 +28,7 @@ from agent.config.sources import (  # noqa: F401 - re-exported: the configuratio
     source_id_for,
 )
 from agent.geo.grid import DEFAULT_FIELDS, GridIndex
+from detectors.vetoes import MIN_COVERAGE, MIN_IOU, VETO_CLASSES
 from protocol.broker import MqttConfig
 
 if TYPE_CHECKING:
@@ -83,6 +84,20 @@ class DetectorConfig(_Strict):
         return self
 
 
+class VetoConfig(_Strict):
+    """A box of this detector is dropped when another detector's box of `classes` is mostly the same thing
+    (detectors/vetoes.py): a garbage box that is mostly a bicycle, a car, a person or a bench."""
+
+    veto_with: str = Field(pattern=_ID, description="the id of the detector whose boxes veto, e.g. general")
+    classes: list[str] = Field(
+        default=list(VETO_CLASSES), min_length=1, description="its class names that veto (COCO's for builtin:general)"
+    )
+    min_coverage: float | None = Field(
+        default=MIN_COVERAGE, gt=0, le=1, description="vetoed when such a box covers this share of ours; null: off"
+    )
+    min_iou: float | None = Field(default=MIN_IOU, gt=0, le=1, description="or overlaps it this much (IoU); null: off")
+
+
 class DetectorEntry(DetectorConfig):
     """One entry of `detectors:`: today's `detector:` keys, plus its name, how often it runs and where.
 
@@ -95,6 +110,9 @@ class DetectorEntry(DetectorConfig):
     )
     sources: list[str] = Field(default_factory=list, description="ids of the sources it runs on; empty: all")
     kinds: list[SourceKind] = Field(default_factory=list, description="kinds of source it runs on; empty: all")
+    vetoes: list[VetoConfig] = Field(
+        default_factory=list, description="other detectors whose boxes drop ours; they run on the same frames"
+    )
 
     def applies_to(self, source: SourceConfig) -> bool:
         """Whether this detector watches the source (by id and kind)."""
@@ -205,6 +223,12 @@ class AgentConfig(_Strict):
             )
         known = {source.id for source in self.sources}
         for i, entry in enumerate(self.detectors):
+            for j, veto in enumerate(entry.vetoes):
+                if veto.veto_with not in ids or veto.veto_with == entry.id:
+                    raise ValueError(
+                        f"detectors[{i}].vetoes[{j}].veto_with: {veto.veto_with!r} is no other detector's id; "
+                        f"give one of {', '.join(repr(d) for d in ids if d != entry.id) or '(none: add one)'}"
+                    )
             if self.inbox is None and (unknown := sorted(set(entry.sources) - known)):
                 raise ValueError(
                     f"detectors[{i}].sources: {', '.join(map(repr, unknown))} is no source id here; "
