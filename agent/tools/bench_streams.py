@@ -271,7 +271,8 @@ def print_table(run: dict) -> None:
     decoded = sum(r["decoded"] for r in run["rows"])
     print(
         f"\n{kept} of {run['streams']} streams kept up (lag < {KEPT_UP_LAG_S:g} s) in {wall:.0f} s; "
-        f"{run['processes']} process(es), each model loaded once per process; {decoded / wall:.0f} frames/s decoded in all"
+        f"{run['processes']} process(es), each model loaded once per process; "
+        f"{decoded / wall:.0f} frames/s decoded in all"
     )
     print(f"CPU {100 * run['cpu_s'] / wall:.0f} % (100 % = one core), peak RSS {run['peak_rss_mb']:.0f} MB", end="")
     if run.get("rss_per_added_stream_mb") is not None:
