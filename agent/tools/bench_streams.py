@@ -10,7 +10,7 @@ Per stream: frames decoded, sampled (wanted by the motion gate), dropped (sample
 newer one before the pipeline took it), analysed, lag (wall time minus media time when the pipeline
 starts on a frame) and latency: detection-to-outbox (from the start of the frame's analysis to its
 case committed in the outbox) when cases are raised, and detection-to-result for every analysed frame.
-Per detector: its share of the CPU time and its milliseconds a frame (a configuration with several
+Per detector: its share of the detection time and its milliseconds a frame (a configuration with several
 models on one decode shows where the time goes). Per run: CPU % of the box (200 % = both cores of a
 2-core box), peak RSS, and RSS per added stream from a 1-stream run before it. Every run is a process
 of its own, so that its peak memory is its own.
@@ -287,17 +287,21 @@ def print_table(run: dict) -> None:
 
 
 def print_model_shares(run: dict) -> None:
-    """Each detector's share of the run's CPU time, summed over the streams."""
+    """Each detector's share of the time spent detecting (wall clock in its `detect`, summed over the
+    streams; on a loaded box more than its CPU time) and its milliseconds a frame."""
     seconds: dict[str, float] = {}
     frames: dict[str, int] = {}
     for row in run["rows"]:
         for model, spent in row.get("model_s", {}).items():
             seconds[model] = seconds.get(model, 0.0) + spent
             frames[model] = frames.get(model, 0) + row["model_runs"][model]
+    total = sum(seconds.values())
     for model, spent in seconds.items():
-        share = 100 * spent / run["cpu_s"] if run["cpu_s"] else 0.0
         per_frame = 1000 * spent / frames[model] if frames[model] else 0.0
-        print(f"detector {model}: {share:.0f} % of the CPU time, {per_frame:.0f} ms a frame on {frames[model]} frames")
+        print(
+            f"detector {model}: {100 * spent / total if total else 0:.0f} % of the detection time, "
+            f"{per_frame:.0f} ms a frame on {frames[model]} frames"
+        )
 
 
 def main() -> None:  # a worker process: prints one JSON line
