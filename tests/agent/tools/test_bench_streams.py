@@ -50,3 +50,20 @@ def test_a_configuration_gives_its_rules_and_detector_but_not_its_sources(tmp_pa
     assert config.state_dir == tmp_path and config.inbox is None
     assert config.cases.rules["garbage_pile"].min_present_s == 120  # the file's rule, not the default
     assert config.detector.model.name == "garbage-yolov8n-int8.onnx"
+
+
+def test_the_street_camera_bench_shows_each_detectors_share(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "cam.mp4", seconds=4, size="640x360", rate=25)
+    report_path = tmp_path / "report.json"
+    args = ("bench", "--streams", "1", "--seconds", "4", "--sample-fps", "2", "--clip", str(clip))
+    args += ("-c", str(REPO / "configs" / "street-camera.yaml"), "--json", str(report_path))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(agent_cmd(*args), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(report_path.read_text())["rows"]
+    assert set(row["model_s"]) == {"garbage", "smoke", "general"} and all(s > 0 for s in row["model_s"].values())
+    assert row["model_runs"]["smoke"] == row["analysed"] > row["model_runs"]["garbage"] > 0  # every 2 s
+    shares = [
+        int(line.split(": ")[1].split(" %")[0]) for line in done.stdout.splitlines() if line.startswith("detector ")
+    ]
+    assert len(shares) == 3 and 97 <= sum(shares) <= 103  # rounded shares of one whole
