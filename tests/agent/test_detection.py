@@ -157,4 +157,4 @@ def test_a_veto_drops_the_garbage_boxes_the_general_model_sees_as_vehicles(tmp_p
     assert plain[1] == ["overflowing_bin"] and vetoed[1] == []
     assert plain[0].model_runs["general"] == 1  # every 60 s: once in 8 s
     assert vetoed[0].model_runs["general"] == vetoed[0].model_runs["garbage"] > 3  # it runs beside the vetoed one
-    assert vetoed[0].detections == 0 < plain[0].detections
+    assert vetoed[0].detections < plain[0].detections / 3  # most boxes go; those left are too few for a case
