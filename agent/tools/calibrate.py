@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from agent.tools.evaluate import MAP_CONF, LabelledResult, detect_labelled, labelled_images, tally
 from agent.tools.training import source_group
 from detectors.metrics import precision_recall_at, threshold_for_precision
@@ -28,6 +30,7 @@ class ClassCalibration:
     threshold: float | None
     precision: float
     recall: float
+    boxes: int  # predictions at or over the threshold
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class CalibrationReport:
     @property
     def thresholds(self) -> dict[str, float]:
         """The thresholds to store: classes whose target is out of reach get none (they keep min_score)."""
-        return {c.name: round(c.threshold, 4) for c in self.classes if c.threshold is not None}
+        return {c.name: c.threshold for c in self.classes if c.threshold is not None}  # exact: a box sits on it
 
 
 def calibrate(model: Path, data: Path, target: float, threads: int = 1) -> CalibrationReport:
@@ -72,9 +75,7 @@ def choose(names: tuple[str, ...], results: list[LabelledResult], target: float)
     out = []
     for c, name in enumerate(names):
         scores, tp, instances = evaluation.curve(c)
-        threshold = threshold_for_precision(scores, tp, target)
-        precision, recall = precision_recall_at(scores, tp, instances, threshold) if threshold else (0.0, 0.0)
-        out.append(ClassCalibration(name, instances, threshold, precision, recall))
+        out.append(_at(name, scores, tp, instances, threshold_for_precision(scores, tp, target)))
     return out
 
 
@@ -86,10 +87,15 @@ def measure(
     out = []
     for c, name in enumerate(names):
         scores, tp, instances = evaluation.curve(c)
-        threshold = thresholds.get(name)
-        precision, recall = precision_recall_at(scores, tp, instances, threshold) if threshold else (0.0, 0.0)
-        out.append(ClassCalibration(name, instances, threshold, precision, recall))
+        out.append(_at(name, scores, tp, instances, thresholds.get(name)))
     return out
+
+
+def _at(name: str, scores: np.ndarray, tp: np.ndarray, instances: int, threshold: float | None) -> ClassCalibration:
+    if threshold is None:
+        return ClassCalibration(name, instances, None, 0.0, 0.0, 0)
+    precision, recall = precision_recall_at(scores, tp, instances, threshold)
+    return ClassCalibration(name, instances, threshold, precision, recall, int((scores >= threshold).sum()))
 
 
 def source_halves(results: list[LabelledResult]) -> tuple[list[LabelledResult], list[LabelledResult]]:
@@ -127,9 +133,13 @@ def print_calibration(report: CalibrationReport) -> None:
 
 def _table(title: str, classes: list[ClassCalibration]) -> None:
     print(f"\n{title}")
-    print(f"{'class':<14} {'instances':>9} {'threshold':>9} {'P':>6} {'R':>6}")
+    print(f"{'class':<14} {'instances':>9} {'threshold':>9} {'boxes':>6} {'P':>6} {'R':>6}")
     for c in classes:
         if c.threshold is None:
-            print(f"{c.name:<14} {c.instances:>9} {'-':>9} {'-':>6} {'-':>6}  target not reached")
+            print(f"{c.name:<14} {c.instances:>9} {'-':>9} {'-':>6} {'-':>6} {'-':>6}  target not reached")
+        elif not c.boxes:
+            print(f"{c.name:<14} {c.instances:>9} {c.threshold:>9.3f} {0:>6} {'-':>6} {0:>6.3f}  no box at it")
         else:
-            print(f"{c.name:<14} {c.instances:>9} {c.threshold:>9.3f} {c.precision:>6.3f} {c.recall:>6.3f}")
+            print(
+                f"{c.name:<14} {c.instances:>9} {c.threshold:>9.3f} {c.boxes:>6} {c.precision:>6.3f} {c.recall:>6.3f}"
+            )
