@@ -153,7 +153,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.negatives:
         frames, flagged, per_class = ev.false_positives_per_1000(model, args.negatives, args.conf, args.threads)
         per_1000 = 1000 * sum(per_class.values()) / max(frames, 1)
-        at = "the model's thresholds" if args.conf is None else f"conf {args.conf}"
+        at = "the model's thresholds (0.30 where it has none)" if args.conf is None else f"conf {args.conf}"
         print(
             f"\n{args.negatives.name}: {frames} frames, {flagged} with a box at {at}; "
             f"{per_1000:.1f} detections per 1000 frames {per_class}"
