@@ -22,7 +22,7 @@ from agent.config.rules import OverflowConfig
 from agent.tools.calibrate import source_halves
 from agent.tools.evaluate import MAP_CONF, LabelledResult, detect_labelled, labelled_images
 from detectors import Detections
-from detectors.metrics import Evaluation, precision_recall_at, threshold_for_precision
+from detectors.metrics import Evaluation, threshold_for_precision
 from detectors.onnx_yolo import OnnxYoloDetector
 
 OPTIONS = ("model_overflow", "garbage_at_bin", "either")
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["compare", "precision_recall_at"]
+__all__ = ["compare", "main"]
 
 if __name__ == "__main__":
     raise SystemExit(main())
