@@ -67,6 +67,8 @@ class Reloader:
     def apply(self, config: AgentConfig, detector: Detector, text: str | None, origin: str) -> Outcome:
         """Run `config` (checked by agent.updates.check) instead of the current one; roll back if it fails."""
         refused = [key for key in NEEDS_RESTART if getattr(config, key) != getattr(self.config, key)]
+        if config.updates.enabled != self.config.updates.enabled:  # the subscription is made at start-up
+            refused.append("updates.enabled")
         if refused:
             return self._done(
                 origin,

@@ -48,7 +48,7 @@ def stored_cases(state: Path) -> dict[str, dict]:
 def test_a_signed_configuration_restarts_only_the_changed_source_and_loses_no_case(
     tmp_path: Path, broker: Broker, receiver: Receiver, rtsp_factory
 ) -> None:
-    server = rtsp_factory(fps=10, size="320x180")
+    server = rtsp_factory(fps=10, size="320x180", per_client=True)
     server.start()
     platform = Platform(broker.port)
     data = config(tmp_path, broker, platform.write_key(tmp_path / "platform.pem"), server.url)
@@ -58,11 +58,12 @@ def test_a_signed_configuration_restarts_only_the_changed_source_and_loses_no_ca
         assert agent.wait_log("accepted\n"), agent.log()[-3000:]  # the clip's first case, its clip still to come
         changed = copy.deepcopy(data)
         changed["sources"][1]["stall_s"] = 12  # a setting of the clip source (files ignore it: same case ids)
+        changed["sources"].append(changed["sources"][0] | {"id": "cam-b"})  # and a second camera
         text = yaml.safe_dump(changed).encode()
         acks = platform.send(platform.manifest("cfg-1", "config", text), text)
         assert [a["status"] for a in acks] == ["accepted", "applied"], acks
         report = agent.report()
-        assert (report["restarted"], report["kept"], report["started"]) == (["clip"], ["cam-a"], []), report
+        assert (report["restarted"], report["kept"], report["started"]) == (["clip"], ["cam-a"], ["cam-b"]), report
         accepted_before = set(ACCEPTED.findall(agent.log()))
         assert accepted_before
         wait_for(lambda: False, 3)  # cam-a decodes on
@@ -70,7 +71,7 @@ def test_a_signed_configuration_restarts_only_the_changed_source_and_loses_no_ca
         out = agent.stop()
     assert len(agent.rows("cam-a")) == 1, out  # one run of cam-a: its decoder was never restarted
     assert int(agent.rows("cam-a")[0][1]) > report["sources"]["cam-a"]["decoded"] > 0, out
-    assert len(agent.rows("clip")) == 2, out  # stopped and started again
+    assert len(agent.rows("clip")) == 2 and len(agent.rows("cam-b")) == 1, out  # clip stopped and started again
     stored = stored_cases(tmp_path / "state")
     for case_id in accepted_before:  # every case accepted before the reload is stored, with its clip
         assert case_id in stored
