@@ -56,9 +56,10 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run",
-        help="run the agent on every configured source until stopped (SIGTERM/Ctrl-C)",
+        help="run the agent on every configured source until stopped (SIGTERM/Ctrl-C); SIGHUP reloads -c",
         description="Run every source in the configuration. Cameras run until SIGTERM or Ctrl-C; files end on "
-        "their own. Without -c, runs the built-in demo on the bundled sample clip and writes to ./edge-agent-data.",
+        "their own. SIGHUP reloads the -c file without dropping a case (README: Reloading). Without -c, runs the "
+        "built-in demo on the bundled sample clip and writes to ./edge-agent-data.",
     )
     run.add_argument("-c", "--config", type=Path, help="configuration YAML (default: the built-in demo)")
     run.set_defaults(func=_cmd_run)
@@ -143,7 +144,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from agent.runner import print_summary, run_agent
 
     config = _load(args.config)
-    result = run_agent(config)
+    result = run_agent(config, config_path=args.config)
     print_summary(result)
     return 1 if any(s.problem for s in result.summaries) else 0
 
@@ -175,8 +176,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    from agent.detector_setup import build_detector
-    from agent.runner import check_class_map
+    from agent.updates.check import check_config
 
     try:
         config = load_config(args.config)
@@ -187,16 +187,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
                 f"`edge-agent receive --check -c {args.config}`"
             ) from None
         raise
-    try:  # the model as `run` loads it: a file that is no model fails here, not at the first start
-        detector = build_detector(config.detector)
-    except ModelError as exc:
-        raise ConfigError(
-            f"{args.config}: detector.model: {exc}; give a model made by `edge-agent export`, or builtin:garbage"
-        ) from None
-    try:
-        check_class_map(config, detector.class_names)
-    except ConfigError as exc:
-        raise ConfigError(f"{args.config}: {exc}") from None
+    check_config(config, str(args.config))
     kinds = ", ".join(f"{s.id} ({s.kind})" for s in config.sources)
     upload = "MQTT " + config.uploader.mqtt.host if config.uploader.mqtt else "local outbox only"
     print(f"{args.config}: OK: agent {config.agent_id}, {len(config.sources)} source(s): {kinds}; {upload}")

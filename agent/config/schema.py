@@ -27,6 +27,7 @@ from agent.config.sources import (  # noqa: F401 - re-exported: the configuratio
     _Strict,
     source_id_for,
 )
+from agent.config.updates import UpdatesConfig
 from agent.geo.grid import DEFAULT_FIELDS, GridIndex
 from protocol.broker import MqttConfig
 
@@ -180,11 +181,18 @@ class AgentConfig(_Strict):
     grid: GridConfig | None = Field(default=None, description="grid layer: sets `grid` on cases with a position")
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     uploader: UploaderConfig = Field(default_factory=UploaderConfig)
+    updates: UpdatesConfig = Field(default_factory=UpdatesConfig, description="signed remote updates over MQTT")
 
     @model_validator(mode="after")
     def _something_to_watch(self) -> AgentConfig:
         if not self.sources and self.inbox is None:
             raise ValueError("give at least one entry under sources, or an inbox folder")
+        return self
+
+    @model_validator(mode="after")
+    def _updates_need_mqtt(self) -> AgentConfig:
+        if self.updates.enabled and self.uploader.mqtt is None:
+            raise ValueError("updates.enabled needs uploader.mqtt: updates come from the platform's broker")
         return self
 
     @field_validator("sources")
