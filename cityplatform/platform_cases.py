@@ -1,9 +1,9 @@
 """One platform case per problem across agents. Each agent case is one report; its first stored revision
 joins the nearest open platform case of its type whose position is within the type's join distance, or
 within the two positions' combined uncertainty where that is larger (capped: PostGIS ST_DWithin on
-geography), or opens a new one, with its dispatch fields. Later revisions update their report. Runs inside the store's transaction
-that inserted the revision, under a per-type lock, so that receivers never open two cases for one
-problem at once."""
+geography), or opens a new one, with its dispatch fields. Later revisions update their report. Runs
+inside the store's transaction that inserted the revision, under a per-type lock, so that receivers
+never open two cases for one problem at once."""
 
 from __future__ import annotations
 
