@@ -8,7 +8,7 @@ import socket
 from datetime import time
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FilePath
 
 from protocol.broker import MqttConfig
 
@@ -63,11 +63,18 @@ class WorkingHours(BaseModel):
     holidays: tuple[str, ...] = Field(default=(), description="dates YYYY-MM-DD that are not worked")
 
 
+class GridLayer(BaseModel):
+    """The city's grid layer, in the agent's format: GeoJSON cells with code, name, street, district."""
+
+    model_config = _STRICT
+    file: FilePath
+
+
 class PlatformConfig(BaseModel):
     """Platform cases (PostgreSQL store only): one per problem across agents, dispatched by the grid layer."""
 
     model_config = _STRICT
-    grid: Path | None = Field(default=None, description="the city's grid layer, GeoJSON (configs/example-grid.geojson)")
+    grid: GridLayer | None = Field(default=None, description="the city's grid layer (configs/example-grid.geojson)")
     unknown_accuracy_m: float = Field(
         default=50.0, ge=0, description="the uncertainty of a position whose accuracy_m is null"
     )

@@ -89,8 +89,20 @@ class PlatformCases:
             f"AND ST_DWithin(position, {_POINT}, GREATEST(?, LEAST(sqrt(? ^ 2 + uncertainty_m ^ 2), ?))) "
             "AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.platform_case_id = p.id AND r.agent_id = ?) "
             f"ORDER BY ST_Distance(position, {_POINT}), id LIMIT 1",
-            (record["type"], lon, lat, max(distance, cap), lon, lat, distance, uncertainty, cap, record["agent_id"],
-             lon, lat),
+            (
+                record["type"],
+                lon,
+                lat,
+                max(distance, cap),
+                lon,
+                lat,
+                distance,
+                uncertainty,
+                cap,
+                record["agent_id"],
+                lon,
+                lat,
+            ),
         ).fetchone()
         return row[0] if row else None
 

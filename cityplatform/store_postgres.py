@@ -47,7 +47,7 @@ class PostgresStore:
         self.platform = PlatformCases(platform)
         if platform.grid is not None:
             with self.transaction("grid") as tx:
-                load_grid(tx.run, platform.grid)
+                load_grid(tx.run, platform.grid.file)
 
     def _run(self, sql: str, params: tuple):
         return self._db.execute(sql.replace("?", "%s"), params)

@@ -13,7 +13,7 @@ import pytest
 from agent.config import default_config
 from agent.pipeline import state_paths
 from agent.runner import run_agent
-from cityplatform.config import CaseCode, PlatformConfig, PostgresConfig, TypeRule
+from cityplatform.config import CaseCode, GridLayer, PlatformConfig, PostgresConfig, TypeRule
 from cityplatform.receiver import Receiver
 from protocol.signing import Signer
 from tests.cityplatform.platform_records import record_at
@@ -23,7 +23,7 @@ from tests.upload_fixtures import PREFIX, start_receiver, wait_until
 from uploader import MqttSettings, MqttUploader, Outbox, Topics, UploadPolicy
 
 RULES = PlatformConfig(
-    grid=REPO / "configs" / "example-grid.geojson",
+    grid=GridLayer(file=REPO / "configs" / "example-grid.geojson"),
     types={
         "garbage_pile": TypeRule(
             code=CaseCode(standard="GB/T 30428.2-2013", code="01-10", name="暴露垃圾"), due_working_hours=4

@@ -4,17 +4,19 @@ every platform case with a position gets its grid cell, street office, code and 
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from cityplatform.config import CaseCode, PlatformConfig, PostgresConfig, TypeRule
+from cityplatform.config import CaseCode, GridLayer, PlatformConfig, PostgresConfig, TypeRule
 from cityplatform.store_postgres import PostgresStore
 from protocol.signing import Signer
 from tests.cityplatform.platform_records import record_at
-from tests.conftest import REPO
+from tests.conftest import REPO, agent_cmd
 
 GARBAGE = TypeRule(
     join_distance_m=30, code=CaseCode(standard="GB/T 30428.2-2013", code="01-10", name="暴露垃圾"), due_working_hours=4
@@ -23,7 +25,9 @@ GARBAGE = TypeRule(
 
 @pytest.fixture
 def store(postgres: PostgresConfig):
-    config = PlatformConfig(grid=REPO / "configs" / "example-grid.geojson", types={"garbage_pile": GARBAGE})
+    config = PlatformConfig(
+        grid=GridLayer(file=REPO / "configs" / "example-grid.geojson"), types={"garbage_pile": GARBAGE}
+    )
     store = PostgresStore(postgres, config)
     yield store
     store.close()
@@ -114,4 +118,31 @@ def test_a_bad_grid_layer_is_refused_with_its_name(postgres: PostgresConfig, tmp
     bad = tmp_path / "grid.geojson"
     bad.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}}]}')
     with pytest.raises(ValueError, match=r"grid\.geojson: feature 0 has no properties\.code"):
-        PostgresStore(postgres, PlatformConfig(grid=bad))
+        PostgresStore(postgres, PlatformConfig(grid=GridLayer(file=bad)))
+
+
+def test_export_writes_one_file_per_street_office(
+    store: PostgresStore, signer: Signer, postgres: PostgresConfig, tmp_path: Path
+) -> None:
+    file(store, record_at(signer, "car-1"))  # EX-0101, 示例西街道
+    file(store, record_at(signer, "car-2"))  # joins it
+    file(store, record_at(signer, "car-3", east_m=150))  # EX-0102, 示例东街道
+    file(store, record_at(signer, "car-4", located=False))
+    config = tmp_path / "receiver.yaml"
+    config.write_text(
+        f"mqtt: {{host: 127.0.0.1, port: 1, topic_prefix: city}}\nstore_dir: {tmp_path / 'platform'}\n"
+        f"postgres: {{port: {postgres.port}, dbname: {postgres.dbname}, user: {postgres.user}, sslmode: disable}}\n"
+    )
+    done = subprocess.run(
+        agent_cmd("platform-export", "-c", str(config), "--out", str(tmp_path / "out")),
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    files = {p.name: json.loads(p.read_text()) for p in (tmp_path / "out").iterdir()}
+    assert sorted(files) == ["manual-dispatch.json", "street-示例东街道_虚构.json", "street-示例西街道_虚构.json"]
+    west = files["street-示例西街道_虚构.json"]
+    assert west["street"] == "示例西街道（虚构）" and len(west["cases"]) == 1
+    (case,) = west["cases"]
+    assert case["grid"]["code"] == "EX-0101" and case["code"]["name"] == "暴露垃圾" and case["due_at"]
+    assert [r["agent_id"] for r in case["reports"]] == ["car-1", "car-2"]
+    assert files["manual-dispatch.json"]["cases"][0]["dispatch_reason"].startswith("no position")
