@@ -119,8 +119,10 @@ class PlatformCases:
         reason = None
         if location is None:
             reason = "no position: the report has no location (never guessed)"
+        elif self.config.grid is None:
+            reason = "no grid layer: set platform.grid.file to the city's grid GeoJSON"
         elif cell is None:
-            reason = "the position is outside every cell of the grid layer (platform.grid)"
+            reason = "the position is outside every cell of the grid layer (platform.grid.file)"
         elif rule is None:
             reason = f"no rule for type {record['type']} in platform.types (code and due time)"
         code = rule.code if rule else None

@@ -4,6 +4,7 @@ YAML with a postgres section (registered like `bench`; psycopg is imported only 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from agent.config import ConfigError, load_receiver_config
@@ -68,7 +69,9 @@ def _cmd_loadtest(args: argparse.Namespace) -> int:
     from cityplatform.loadtest import HEADER, run_load
 
     config = _postgres_config(args.config)
-    print(HEADER)
+    logging.getLogger("cityplatform").setLevel(logging.WARNING)  # not a line per case stored
+    logging.getLogger("cityplatform.platform_cases").setLevel(logging.ERROR)  # nor per case without a grid
+    print(HEADER, flush=True)
     failed = False
     for count in args.receivers:
         try:

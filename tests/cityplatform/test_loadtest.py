@@ -9,6 +9,7 @@ import pytest
 
 from cityplatform.config import PostgresConfig, ReceiverConfig
 from cityplatform.loadtest import run_load
+from cityplatform.store_postgres import PostgresStore
 from protocol.broker import MqttConfig
 from tests.conftest import Broker
 from tests.upload_fixtures import PREFIX
@@ -29,3 +30,8 @@ def test_three_receivers_store_every_revision_exactly_once(
     assert (result.lost, result.files_lost, result.duplicated) == (0, 0, 0), result
     assert result.stored == result.published
     assert all(n > 0 for n in result.stored_by.values()), result.stored_by  # the shared subscription spread it
+    store = PostgresStore(postgres, config.platform)
+    with store.direct() as tx:  # and each stored revision is exactly one report of one platform case
+        reports = tx.run("SELECT COUNT(*), COUNT(DISTINCT case_id) FROM reports", ()).fetchone()
+    store.close()
+    assert reports == (result.published, result.published)
