@@ -41,6 +41,7 @@ class PostgresStore:
     """One connection per receiver, used by one thread at a time; the schema migrated on start."""
 
     def __init__(self, config: PostgresConfig, platform: PlatformConfig) -> None:
+        self._config = config
         self._db = connect(config)
         self._lock = threading.Lock()
         migrate(self._db)
@@ -52,15 +53,27 @@ class PostgresStore:
     def _run(self, sql: str, params: tuple):
         return self._db.execute(sql.replace("?", "%s"), params)
 
+    def _usable(self) -> None:
+        """After the server restarted or the network broke, connect again (the failed message was not
+        acknowledged: its agent sends it again)."""
+        if self._db.broken or self._db.closed:
+            log.warning(
+                "store: the connection to %s:%s was lost; connecting again", self._config.host, self._config.port
+            )
+            self._db = connect(self._config)
+
     @contextmanager
     def transaction(self, lock: str) -> Iterator[Tx]:
-        with self._lock, self._db.transaction():
-            self._run("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (lock,))
-            yield Tx(self._run)
+        with self._lock:
+            self._usable()
+            with self._db.transaction():
+                self._run("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (lock,))
+                yield Tx(self._run)
 
     @contextmanager
     def direct(self) -> Iterator[Tx]:
         with self._lock:
+            self._usable()
             yield Tx(self._run)
 
     def case_stored(self, tx: Tx, record: dict, received_at: float) -> None:

@@ -37,6 +37,9 @@ class Postgres:
             shutil.chown(self.root, "postgres", "postgres")
             self._as_user = ["runuser", "-u", "postgres", "--"]
         self._run(str(BIN / "initdb"), "-D", str(self.root / "data"), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8")
+        self._start()
+
+    def _start(self) -> None:
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c max_connections=200"
         self._run(
             str(BIN / "pg_ctl"),
@@ -66,6 +69,11 @@ class Postgres:
         with psycopg.connect(self.conninfo(name), autocommit=True) as db:
             db.execute("CREATE EXTENSION postgis")
         return PostgresConfig(port=self.port, dbname=name, user=SUPERUSER, sslmode="disable")
+
+    def restart(self) -> None:
+        """Stop the server at once (as a crash would) and start it again on the same port."""
+        self._run(str(BIN / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
+        self._start()
 
     def stop(self) -> None:
         try:
