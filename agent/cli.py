@@ -14,6 +14,7 @@ from agent.config import AgentConfig, ConfigError, SourceConfig, default_config,
 from agent.logs import setup_logging
 from agent.tools.bench import add_bench_parser
 from agent.tools.model_commands import add_model_parsers
+from agent.tools.platform_commands import add_platform_parsers
 from detectors import ModelError
 
 log = logging.getLogger("agent")
@@ -115,7 +116,8 @@ def _parser() -> argparse.ArgumentParser:
         "receive",
         help="the platform side: store and acknowledge what agents send (reference receiver)",
         description="Subscribe to every agent under the topic prefix, check each case's schema and signature "
-        "and each evidence file's sha256, store them once in STORE_DIR (SQLite + files) and acknowledge them. "
+        "and each evidence file's sha256, store them once (SQLite in STORE_DIR, or the postgres section's shared "
+        "PostgreSQL + PostGIS store; files in STORE_DIR) and acknowledge them. "
         "Several receivers with the same share_group split the load (MQTT 5 shared subscription). Only agents "
         "enrolled with --enrol are trusted; --check validates the file.",
     )
@@ -133,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     add_bench_parser(sub)
 
     add_model_parsers(sub)
+    add_platform_parsers(sub)
     return parser
 
 
@@ -238,6 +241,10 @@ def _cmd_receive(args: argparse.Namespace) -> int:
         return 0
     if args.check:
         tofu = "; trust_first_key is ON (lab only)" if config.trust_first_key else ""
+        if config.postgres is not None:
+            tofu = (
+                f"; shared store postgres {config.postgres.host}:{config.postgres.port}/{config.postgres.dbname}{tofu}"
+            )
         print(
             f"{args.config}: OK: receiver {config.client_id} for {config.mqtt.host}:{config.mqtt.port}, "
             f"store {config.store_dir}, enrolled keys in {config.trusted_keys_dir}{tofu}"
@@ -249,6 +256,8 @@ def _cmd_receive(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"store_dir {config.store_dir}: cannot use it ({exc.strerror}); give a writable folder"
         ) from None
+    except ValueError as exc:  # the postgres store: cannot connect, or a bad grid layer
+        raise ConfigError(str(exc)) from None
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
