@@ -16,7 +16,7 @@ from agent.tools.bench import add_bench_parser
 from agent.tools.model_commands import add_model_parsers
 from detectors import ModelError
 
-log = logging.getLogger("agent")
+log = logging.getLogger(__name__)
 
 EPILOG = """\
 examples:
@@ -35,7 +35,7 @@ examples:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, args.log_format)
     try:
         return args.func(args)
     except (ConfigError, ModelError) as exc:
@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--log-format", choices=["text", "json"], default="text", help="json: one JSON object per line (log shippers)"
+    )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = sub.add_parser(

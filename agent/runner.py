@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from agent.config import AgentConfig, ConfigError
 from agent.detector_setup import build_detector
 from agent.inbox import Inbox
+from agent.observe.setup import Observers
 from agent.pipeline import Pipeline, SourceSummary, state_paths
 from protocol.signing import Signer
 from streams import Frame
@@ -46,10 +47,12 @@ def run_agent(
     signer = Signer.load_or_create(keys_dir)
     uploader = _uploader(config, outbox, signer)
     pipeline = Pipeline(config, detector, outbox, signer, on_case=uploader.notify if uploader else lambda: None)
+    observers = Observers(config, pipeline, outbox, uploader)
     stop = threading.Event()
     restore = _handle_signals(stop)
     summaries: list[SourceSummary] = []
     try:
+        observers.start()
         if uploader:
             uploader.start()
         threads = []
@@ -69,9 +72,11 @@ def run_agent(
         while any(t.is_alive() for t in threads):
             for t in threads:
                 t.join(timeout=0.2)
+            observers.tick()
     finally:
         stop.set()
         try:
+            observers.stop()
             if uploader:
                 uploader.stop(config.uploader.drain_timeout_s)
             counts = outbox.counts()

@@ -15,6 +15,8 @@ SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 CASE_SCHEMA = SCHEMA_DIR / "case-v1.schema.json"
 ACK_SCHEMA = SCHEMA_DIR / "ack-v1.schema.json"
 EVIDENCE_STATUS_SCHEMA = SCHEMA_DIR / "evidence-status-v1.schema.json"
+SOURCE_STATUS_SCHEMA = SCHEMA_DIR / "source-status-v1.schema.json"
+STATS_SCHEMA = SCHEMA_DIR / "stats-v1.schema.json"
 
 __all__ = [
     "ACK_SCHEMA",
@@ -22,6 +24,8 @@ __all__ = [
     "CHUNK_BYTES",
     "EVIDENCE_STATUS_SCHEMA",
     "SCHEMA_DIR",
+    "SOURCE_STATUS_SCHEMA",
+    "STATS_SCHEMA",
     "Chunk",
     "Connection",
     "MqttConfig",
