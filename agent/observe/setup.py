@@ -4,8 +4,6 @@ and stops them in the order that lets the last states still go out."""
 from __future__ import annotations
 
 from agent.config import AgentConfig
-from agent.observe.http import ObserveServer
-from agent.observe.metrics import build_registry
 from agent.observe.sdnotify import Watchdog, sd_notify
 from agent.observe.status import StatusPublisher
 from agent.observe.view import AgentView
@@ -20,7 +18,12 @@ class Observers:
 
     def __init__(self, config: AgentConfig, pipeline: Pipeline, outbox: Outbox, uploader: MqttUploader | None) -> None:
         self.view = AgentView(config, pipeline, outbox, OutboxStats(outbox.root), uploader)
-        self.server = ObserveServer(config.metrics, self.view, build_registry(self.view)) if config.metrics else None
+        self.server = None
+        if config.metrics:  # prometheus-client is imported only by a box that serves metrics
+            from agent.observe.http import ObserveServer
+            from agent.observe.metrics import build_registry
+
+            self.server = ObserveServer(config.metrics, self.view, build_registry(self.view))
         self.status = None
         if uploader is not None and config.uploader.mqtt is not None:
             self.status = StatusPublisher(self.view, Topics(config.uploader.mqtt.topic_prefix, config.agent_id))
