@@ -26,7 +26,8 @@ class Observers:
             self.server = ObserveServer(config.metrics, self.view, build_registry(self.view))
         self.status = None
         if uploader is not None and config.uploader.mqtt is not None:
-            self.status = StatusPublisher(self.view, Topics(config.uploader.mqtt.topic_prefix, config.agent_id))
+            topics = Topics(config.uploader.mqtt.topic_prefix, config.agent_id)
+            self.status = StatusPublisher(self.view, uploader, topics)
         self.watchdog = Watchdog()
 
     def start(self) -> None:

@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 from agent.observe.view import AgentView, stats_of, wall_time
 from agent.pipeline import RunningSource
 from protocol.messages import Topics
+from uploader import MqttUploader
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +32,16 @@ POLL_S = 0.5  # how soon a change of state is published; also bounds a flapping 
 class StatusPublisher:
     """A thread that publishes source states on change and the heartbeat on its interval."""
 
-    def __init__(self, view: AgentView, topics: Topics) -> None:
-        assert view.uploader is not None, "status goes over the uploader's connection"
+    def __init__(self, view: AgentView, uploader: MqttUploader, topics: Topics) -> None:
         self.view = view
         self.topics = topics
-        self.connection = view.uploader.connection
+        self.connection = uploader.connection  # the uploader's: status needs no second login to the broker
         self.interval_s = view.config.uploader.stats_interval_s
         self._sent: dict[str, tuple[str, str]] = {}  # source id -> (state, reason) last published
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mqtt-status", daemon=True)
-        view.uploader.on_connect_hooks.append(self._on_connected)
+        uploader.on_connect_hooks.append(self._on_connected)
 
     def start(self) -> None:
         self._thread.start()

@@ -17,6 +17,8 @@ from uploader.outbox_stats import OutboxStats
 
 @dataclass
 class AgentView:
+    """The parts of a running agent the observers read; they never write to any of them."""
+
     config: AgentConfig
     pipeline: Pipeline
     outbox: Outbox
