@@ -17,7 +17,7 @@ from agent.tools.model_commands import add_model_parsers
 from agent.tools.platform_commands import add_platform_parsers
 from detectors import ModelError
 
-log = logging.getLogger("agent")
+log = logging.getLogger(__name__)
 
 EPILOG = """\
 examples:
@@ -36,7 +36,7 @@ examples:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, args.log_format)
     try:
         return args.func(args)
     except (ConfigError, ModelError) as exc:
@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--log-format", choices=["text", "json"], default="text", help="json: one JSON object per line (log shippers)"
+    )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = sub.add_parser(

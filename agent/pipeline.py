@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,7 +35,7 @@ from agent.evidence.snapshots import crop_jpeg, snapshot_jpeg
 from agent.geo.earth import Location
 from detectors import Detections, Detector
 from protocol.signing import Signer
-from streams import Frame, StreamError
+from streams import Frame, PositionFix, StreamError
 from streams.gnss import LiveTrack
 from streams.sampling import DistanceSampler, MotionGate, Sampler
 from streams.telemetry import NoPositionsError, embedded_track, load_track, start_hint
@@ -80,6 +81,18 @@ class SourceSummary:
         return ""  # a camera down only when the run stopped is shown in the table, not a failed run
 
 
+@dataclass
+class RunningSource:
+    """A source as it runs (and after it ended), read by metrics and status reports: the live counters
+    themselves, not copies, so that no second bookkeeping can drift from the summary."""
+
+    config: SourceConfig
+    summary: SourceSummary
+    video: VideoSource | None = None  # None until opened: its `stats` say the state and frame counters
+    by_class: Counter[str] = field(default_factory=Counter)  # detections by the model's class names
+    last_fix: PositionFix | None = None  # the position of the newest analysed frame, where known
+
+
 class Pipeline:
     """Everything a source needs to turn its frames into accepted cases."""
 
@@ -104,6 +117,8 @@ class Pipeline:
         self.registry = CaseRegistry(config.state_dir / "cases.sqlite3", config.cases.remember_days)
         self.grid = config.grid.index() if config.grid else None
         self._backlogs: dict[str, DiskBacklog] = {}
+        self.running: dict[str, RunningSource] = {}
+        self.on_detect: Callable[[str, float], None] = lambda model, seconds: None  # (model name, inference s)
 
     def open_source(self, source: SourceConfig, summary: SourceSummary | None = None) -> VideoSource:
         """The source's video with its positions: live GNSS, the sidecar, else KLV inside the file."""
@@ -157,9 +172,10 @@ class Pipeline:
         clips: ClipJobs | None = None
         backlog = self._backlogs[source.id] = DiskBacklog(source.id)
         accepted: list[tuple[str, int]] = []
+        running = self.running[source.id] = RunningSource(source, summary)
         try:
             places = SourcePlaces.from_config(source)
-            video = self.open_source(source, summary)
+            video = running.video = self.open_source(source, summary)
             clips = ClipJobs(self.config.evidence, source, video)
             log.info("%s: reading %s", source.id, mask_url(source.url))
             stage, clock = summary.stage_s, time.perf_counter()
@@ -167,6 +183,9 @@ class Pipeline:
                 t_frame = time.perf_counter()
                 detections = self.detector.detect(frame.image)
                 t_detect = time.perf_counter()
+                self.on_detect(self.detector.name, t_detect - t_frame)
+                running.by_class.update(detections.names())
+                running.last_fix = frame.fix
                 detections = tracker.update_with_detections(frame.image, detections, frame.utc.timestamp())
                 t_track = time.perf_counter()
                 by_type = places.filter(frame, self.by_type(detections))

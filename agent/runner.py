@@ -18,6 +18,7 @@ from pathlib import Path
 
 from agent.config import AgentConfig
 from agent.detector_setup import build_detector
+from agent.observe.setup import Observers
 from agent.pipeline import Pipeline, SourceSummary, state_paths
 from agent.updates.check import check_class_map
 from agent.updates.reload import Reloader
@@ -60,10 +61,12 @@ def run_agent(
     jobs: queue.Queue[Callable[[], object]] = queue.Queue()  # reloads run here, on the thread that owns the sources
     if uploader and config.updates.enabled:
         RemoteUpdates(reloader, uploader, jobs.put, config_path.resolve().parent if config_path else Path.cwd())
+    observers = Observers(config, pipeline, outbox, uploader)
     stop = threading.Event()
     hangups: list[int] = []
     restore = _handle_signals(stop, hangups)
     try:
+        observers.start()
         if uploader:
             uploader.start()
         reloader.start()
@@ -73,9 +76,11 @@ def run_agent(
                 jobs.put(lambda: _reload_local(reloader, config_path))
             with contextlib.suppress(queue.Empty):
                 jobs.get(timeout=0.2)()
+            observers.tick()
     finally:
         stop.set()
         try:
+            observers.stop()
             supervisor.stop_all()
             if uploader:
                 uploader.stop(config.uploader.drain_timeout_s)

@@ -17,6 +17,8 @@ ACK_SCHEMA = SCHEMA_DIR / "ack-v1.schema.json"
 EVIDENCE_STATUS_SCHEMA = SCHEMA_DIR / "evidence-status-v1.schema.json"
 UPDATE_MANIFEST_SCHEMA = SCHEMA_DIR / "update-manifest-v1.schema.json"
 UPDATE_ACK_SCHEMA = SCHEMA_DIR / "update-ack-v1.schema.json"
+SOURCE_STATUS_SCHEMA = SCHEMA_DIR / "source-status-v1.schema.json"
+STATS_SCHEMA = SCHEMA_DIR / "stats-v1.schema.json"
 
 __all__ = [
     "ACK_SCHEMA",
@@ -26,6 +28,8 @@ __all__ = [
     "SCHEMA_DIR",
     "UPDATE_ACK_SCHEMA",
     "UPDATE_MANIFEST_SCHEMA",
+    "SOURCE_STATUS_SCHEMA",
+    "STATS_SCHEMA",
     "Chunk",
     "Connection",
     "MqttConfig",

@@ -8,6 +8,8 @@ Topics, with `{p}` the prefix and `{a}` the agent id:
   {p}/{a}/evidence-status                JSON: evidence deliberately kept on the box (budget, quota)
   {p}/{a}/key                            the agent's Ed25519 public key (PEM), retained
   {p}/{a}/status                         "online" / "offline", retained; "offline" is the last will
+  {p}/{a}/sources/{source_id}/status     JSON: one source's state (live, stalled, ...), retained, QoS 1
+  {p}/{a}/stats                          JSON: a small periodic heartbeat of counters, retained, QoS 1
   {p}/{a}/ack                            JSON from the platform: a case or file stored (or rejected)
   {p}/{a}/updates/...                    signed configuration and model updates: see protocol/updates.py
 Chunks are numbered, so a transfer broken by a bad link resumes from the last chunk the broker
@@ -110,6 +112,15 @@ class Topics:
     @property
     def updates_ack(self) -> str:
         return self._t("updates", "ack")
+    def source_status(self, source_id: str) -> str:
+        """Retained latest state of one source; the id is a config id (no '/', '+' or '#')."""
+        if not AGENT_ID.fullmatch(source_id):
+            raise ValueError(f"source id {source_id!r} cannot be part of a topic")
+        return self._t("sources", source_id, "status")
+
+    @property
+    def stats(self) -> str:
+        return self._t("stats")
 
 
 def agent_of(topic: str, prefix: str) -> str:

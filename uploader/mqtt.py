@@ -59,6 +59,7 @@ class MqttUploader:
         self._stop = threading.Event()
         self._deferred_notified: set[tuple[str, int, str]] = set()
         self._routes: list[tuple[str, Callable[[mqtt.MQTTMessage], None]]] = []
+        self.on_connect_hooks: list[Callable[[mqtt.Client], None]] = []  # run on every (re)connection
         self.connection = Connection(
             settings,
             will=(topics.status, b"offline"),
@@ -108,6 +109,8 @@ class MqttUploader:
         client.publish(self.topics.status, b"online", qos=1, retain=True)
         if self.public_key_pem:
             client.publish(self.topics.key, self.public_key_pem, qos=1, retain=True)
+        for hook in self.on_connect_hooks:
+            hook(client)
         self._wake.set()
 
     def _on_message(self, message: mqtt.MQTTMessage) -> None:

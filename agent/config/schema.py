@@ -14,6 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from agent.config import resources
 from agent.config.loading import ConfigError, parse_model, read_config_text
+from agent.config.observe import MetricsConfig
 from agent.config.rules import CasesConfig, CaseType, RuleConfig
 from agent.config.sources import (  # noqa: F401 - re-exported: the configuration's public names
     _ID,
@@ -138,6 +139,9 @@ class UploaderConfig(_Strict):
     ack_timeout_s: float = Field(default=300.0, gt=0, description="send again what the platform has not acknowledged")
     disk_quota_mb: float = Field(default=2000.0, gt=0, description="over it, the oldest clips are evicted")
     disk_hard_limit_mb: float = Field(default=4000.0, gt=0, description="over it, the oldest cases are dropped")
+    stats_interval_s: float = Field(
+        default=300.0, ge=10, le=86400, description="seconds between {prefix}/{agent}/stats heartbeats (4G: long)"
+    )
 
 
 class GridFields(_Strict):
@@ -182,6 +186,7 @@ class AgentConfig(_Strict):
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     uploader: UploaderConfig = Field(default_factory=UploaderConfig)
     updates: UpdatesConfig = Field(default_factory=UpdatesConfig, description="signed remote updates over MQTT")
+    metrics: MetricsConfig | None = Field(default=None, description="Prometheus and health endpoint; off if absent")
 
     @model_validator(mode="after")
     def _something_to_watch(self) -> AgentConfig:
