@@ -4,10 +4,11 @@ Quantization as `agent/tools/training.py: quantize_int8` (QDQ, weights int8 per 
 activations uint8, MinMax on 200 training-side garbage photos) after converting the opset-11 file to
 opset 13 (per-channel DequantizeLinear needs it). Kept in float: everything after the prediction convs
 (sigmoids, concat, reshape: one int8 scale cannot hold box offsets and scores) and, with --float-focus,
-the Focus stem (slices, concat, first conv: quantized, no score passes 0.15). --float-preds also keeps the
-nine prediction convs in float. Agreement is the measure of tests/detectors/test_int8_agreement.py
-(boxes at 0.30 the other model has at >= 0.25, same class, IoU >= 0.5), on the 197 held-out garbage
-photos and every 3rd vtest.avi frame. Result: models/general-yolox-nano.md, "int8".
+the input stem (Focus and the first four convolutions: quantized too, no score passes 0.15).
+--float-preds also keeps the nine prediction convs in float. Agreement is the measure of
+tests/detectors/test_int8_agreement.py (boxes at 0.30 the other model has at >= 0.25, same class,
+IoU >= 0.5), on the 197 held-out garbage photos and every 3rd vtest.avi frame.
+Result: models/general-yolox-nano.md, "int8".
 
     .venv/bin/python scripts/yolox_int8_agreement.py --out /tmp/yolox-int8.onnx --float-focus [--float-preds]
 """
@@ -37,6 +38,9 @@ from detectors.onnx_yolox import OnnxYoloxDetector, yolox_letterbox
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PHOTOS = SHARED / "datasets/garbage-street-cn/train/images"
 OPERATING, MARGIN = 0.30, 0.05
+# the prepared graph's first nodes: the Focus slices (fused into SpaceToDepth + Gather), then the first four
+# convolutions of the stem and the dark2 stage with their SiLUs (the fourth conv's SiLU stays int8)
+STEM_NODES = 12
 
 
 def photos(side: str) -> list[Path]:
@@ -51,10 +55,9 @@ def float_nodes(graph: onnx.GraphProto, float_focus: bool, float_preds: bool) ->
         if any(i in frontier for i in node.input):
             tail.append(node.name)
             frontier.update(node.output)
-    stem_end = next(i for i, n in enumerate(graph.node) if n.op_type == "Mul") + 1  # slices .. first SiLU
     return (
         tail
-        + ([n.name for n in graph.node[:stem_end]] if float_focus else [])
+        + ([n.name for n in graph.node[:STEM_NODES]] if float_focus else [])
         + ([n.name for n in preds] if float_preds else [])
     )
 
