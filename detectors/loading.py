@@ -1,4 +1,5 @@
-"""Picks the backend for a model file by its kind: ONNX on onnxruntime, `.pt` on ultralytics."""
+"""Picks the backend for a model file by its kind: ONNX on onnxruntime (ultralytics YOLO or YOLOX
+layout, told apart by the output's shape), `.pt` on ultralytics."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from detectors import Detector
-from detectors.onnx_yolo import OnnxYoloDetector
+from detectors.onnx_yolo import OnnxYoloDetector, open_session
+from detectors.onnx_yolox import OnnxYoloxDetector, is_yolox_output
 
 
 def load_detector(
@@ -17,4 +19,7 @@ def load_detector(
         from detectors.ultralytics_pt import UltralyticsDetector
 
         return UltralyticsDetector(model, min_score, iou, thresholds=thresholds)
-    return OnnxYoloDetector(model, min_score, iou, threads, thresholds)
+    session = open_session(model, threads)
+    if is_yolox_output(session):
+        return OnnxYoloxDetector(model, min_score, iou, threads, thresholds, session=session)
+    return OnnxYoloDetector(model, min_score, iou, threads, thresholds, session=session)

@@ -37,20 +37,12 @@ class OnnxYoloDetector:
         threads: int = 1,
         thresholds: Mapping[str, float] | None = None,
         model_thresholds: bool = True,
+        session: ort.InferenceSession | None = None,
     ) -> None:
         """`thresholds` override the model's own per class ({class name: score}; ValueError for a class it
-        lacks); `model_thresholds=False` ignores the model's (evaluation needs every box)."""
-        if not model_path.is_file():
-            raise ModelError(f"model file not found: {model_path}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        available = ort.get_available_providers()
-        providers = [p for p in PREFERRED_PROVIDERS if p in available]
-        try:
-            self.session = ort.InferenceSession(str(model_path), options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            raise ModelError(f"{model_path}: not a readable ONNX model ({exc})") from exc
+        lacks); `model_thresholds=False` ignores the model's (evaluation needs every box); `session`: one
+        already opened on `model_path` (load_detector opens it to tell the export's layout)."""
+        self.session = session or open_session(model_path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.class_names = _class_names(model_path, meta)
         shape = self.session.get_inputs()[0].shape
@@ -118,6 +110,21 @@ class OnnxYoloDetector:
             class_id[kept].astype(np.int32),
             self.class_names,
         )
+
+
+def open_session(model_path: Path, threads: int = 1) -> ort.InferenceSession:
+    """An onnxruntime session on the best provider present; a clear ModelError for a missing or bad file."""
+    if not model_path.is_file():
+        raise ModelError(f"model file not found: {model_path}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    available = ort.get_available_providers()
+    providers = [p for p in PREFERRED_PROVIDERS if p in available]
+    try:
+        return ort.InferenceSession(str(model_path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        raise ModelError(f"{model_path}: not a readable ONNX model ({exc})") from exc
 
 
 def letterbox(image: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, float, tuple[float, float]]:

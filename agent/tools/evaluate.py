@@ -1,7 +1,9 @@
 """`edge-agent eval`: accuracy of an ONNX model on held-out labelled images, through the same
 onnxruntime path the agent runs, and false positives per 1000 frames on footage without targets.
 P, R and the confusion are taken at the model's per-class thresholds (its metadata) unless a single
-`conf` overrides them all; classes without one use DEFAULT_CONF.
+`conf` overrides them all; classes without one use DEFAULT_CONF. With `veto_with`, a second (general)
+model runs on every image and its cars, people and benches veto the boxes they mostly cover
+(detectors/vetoes.py), so the veto's effect is measured the same way.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from detectors import Detections
+from detectors import Detections, Detector
+from detectors.loading import load_detector
 from detectors.metrics import ClassResult, Evaluation
 from detectors.onnx_yolo import OnnxYoloDetector
+from detectors.vetoes import apply_vetoes
 from streams.video import VideoSource
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -84,15 +88,18 @@ def labelled_images(data: Path) -> list[Path]:
     return images
 
 
-def detect_labelled(detector: OnnxYoloDetector, images: list[Path]) -> tuple[list[LabelledResult], float]:
-    """Run the detector on each readable image beside its labels; also the seconds spent detecting."""
+def detect_labelled(
+    detector: OnnxYoloDetector, images: list[Path], veto: Detector | None = None
+) -> tuple[list[LabelledResult], float]:
+    """Run the detector (and the veto model, if any) on each readable image beside its labels; also the
+    seconds spent detecting."""
     results, inference_s = [], 0.0
     for image_path in tqdm(images, desc="eval", unit="img", disable=None):
         image = cv2.imread(str(image_path))
         if image is None:
             continue
         started = time.perf_counter()
-        found = detector.detect(image)
+        found = _detect(detector, veto, image)
         inference_s += time.perf_counter() - started
         label = image_path.parent.parent / "labels" / (image_path.stem + ".txt")
         true_xyxy, true_cls = read_labels(label, image.shape[1], image.shape[0])
@@ -108,12 +115,24 @@ def tally(class_names: tuple[str, ...], results: list[LabelledResult], threshold
     return evaluation
 
 
-def evaluate(model: Path, data: Path, conf: float | None = None, threads: int = 1) -> EvalReport:
+def _detect(detector: Detector, veto: Detector | None, image: np.ndarray) -> Detections:
+    found = detector.detect(image)
+    return found if veto is None else apply_vetoes(found, veto.detect(image))
+
+
+def _veto_model(veto_with: Path | None, conf: float | None, threads: int) -> Detector | None:
+    """The general model whose boxes veto, at `conf` (DEFAULT_CONF without one)."""
+    return None if veto_with is None else load_detector(veto_with, DEFAULT_CONF if conf is None else conf, 0.5, threads)
+
+
+def evaluate(
+    model: Path, data: Path, conf: float | None = None, threads: int = 1, veto_with: Path | None = None
+) -> EvalReport:
     """`conf` None: P and R at the model's own per-class thresholds; a number: at it for every class."""
     detector = OnnxYoloDetector(model, min_score=MAP_CONF, threads=threads, model_thresholds=False)
     names = detector.class_names
     images = labelled_images(data)
-    results, inference_s = detect_labelled(detector, images)
+    results, inference_s = detect_labelled(detector, images, _veto_model(veto_with, conf, threads))
     if conf is None:
         used = {n: detector.stored_thresholds.get(n, DEFAULT_CONF) for n in names}
         origin = {n: "model" if n in detector.stored_thresholds else "default" for n in names}
@@ -132,18 +151,19 @@ def evaluate(model: Path, data: Path, conf: float | None = None, threads: int = 
 
 
 def false_positives_per_1000(
-    model: Path, video: Path, conf: float | None = None, threads: int = 1
+    model: Path, video: Path, conf: float | None = None, threads: int = 1, veto_with: Path | None = None
 ) -> tuple[int, int, dict]:
     """Run on every frame of footage that shows no target: (frames, frames with a box, boxes per class);
     at the model's thresholds, or at `conf` for every class."""
     detector = OnnxYoloDetector(
         model, min_score=DEFAULT_CONF if conf is None else conf, threads=threads, model_thresholds=conf is None
     )
+    veto = _veto_model(veto_with, conf, threads)
     source = VideoSource("negatives", str(video), sample_fps=1000)
     frames = flagged = 0
     per_class = dict.fromkeys(detector.class_names, 0)
     for frame in tqdm(source.frames(), desc=video.name, unit="frame", disable=None):
-        found = detector.detect(frame.image)
+        found = _detect(detector, veto, frame.image)
         frames += 1
         flagged += bool(len(found))
         for name in found.names():

@@ -68,6 +68,12 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--threads", type=int, default=1)
     evaluate.add_argument(
+        "--veto-with",
+        type=Path,
+        help="a general model (builtin:general) whose cars, people, bicycles, motorcycles and benches veto the "
+        "boxes they mostly cover, at --conf (0.30 without; detectors/vetoes.py): the veto's effect on P and R",
+    )
+    evaluate.add_argument(
         "--scenario", type=Path, help="a scenario file (see configs/scenarios/two-passes.yaml): event-level P and R"
     )
     evaluate.add_argument("-c", "--config", type=Path, help="with --scenario: rules and detector (default: built-in)")
@@ -135,10 +141,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from agent.config.resources import builtin
     from agent.tools import evaluate as ev
 
-    model = builtin(str(args.model).removeprefix("builtin:")) if str(args.model).startswith("builtin:") else args.model
+    model = _model_path(args.model)
+    veto_with = _model_path(args.veto_with)
     if not args.data and not args.negatives and not args.scenario:
         raise ConfigError("eval: give --data (labelled images), --negatives (a video without targets) or --scenario")
     if (args.data or args.negatives) and args.model is None:
@@ -147,11 +153,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.scenario:
         results["events"] = _eval_scenario(args, model)
     if args.data:
-        report = ev.evaluate(model, args.data, args.conf, args.threads)
+        report = ev.evaluate(model, args.data, args.conf, args.threads, veto_with)
         ev.print_report(report)
         results["held_out"] = report
     if args.negatives:
-        frames, flagged, per_class = ev.false_positives_per_1000(model, args.negatives, args.conf, args.threads)
+        frames, flagged, per_class = ev.false_positives_per_1000(
+            model, args.negatives, args.conf, args.threads, veto_with
+        )
         per_1000 = 1000 * sum(per_class.values()) / max(frames, 1)
         at = "the model's thresholds (0.30 where it has none)" if args.conf is None else f"conf {args.conf}"
         print(
@@ -172,6 +180,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             results["held_out"] = json.loads(ev.report_json(results["held_out"]))
         args.json.write_text(json.dumps(results, indent=2))
     return 0
+
+
+def _model_path(model: Path | None) -> Path | None:
+    """A model path as given, or the bundled file of a `builtin:` name (ConfigError naming the known ones)."""
+    from agent.config.resources import builtin, builtin_names
+
+    if model is None or not str(model).startswith("builtin:"):
+        return model
+    found = builtin(str(model).removeprefix("builtin:"))
+    if found is None:
+        raise ConfigError(f"eval: unknown model {model}; the bundled ones are {builtin_names()}")
+    return found
 
 
 def _eval_scenario(args: argparse.Namespace, model: Path | None) -> dict:
