@@ -24,6 +24,7 @@ _BUILTINS = {
     "smoke-fp32": _ROOT / "models" / "smoke-yolov8n.onnx",
     "vendors-aerial": _ROOT / "models" / "vendors-aerial-yolov8n-int8.onnx",  # drone imagery, 640x640 tiles
     "vendors-aerial-fp32": _ROOT / "models" / "vendors-aerial-yolov8n.onnx",
+    "face": _ROOT / "models" / "face-centerface.onnx",  # CenterFace (MIT): faces to mask in evidence (card)
     "sample-grid": _ROOT / "configs" / "example-grid.geojson",  # made-up grid cells around the sample's track
 }
 
