@@ -43,6 +43,9 @@ class PrivacyConfig(_Strict):
         default="local",
         description="masked: re-encode the clip with faces masked and upload it; local: keep it on the box only",
     )
+    clip_face_every: int = Field(
+        default=3, ge=1, le=25, description="clips: masked: search faces every this many frames (cost / this)"
+    )
     local_clips_days: float = Field(default=7.0, gt=0, le=365, description="how long local clips are kept")
     originals_days: float = Field(
         default=0.0, ge=0, le=365, description="keep the unmasked snapshot on the box this long; 0: never written"

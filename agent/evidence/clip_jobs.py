@@ -126,7 +126,7 @@ class ClipJobs:
     def _mask(self, clip: Clip, label: str) -> Clip:
         """The clip re-encoded with faces masked in every frame; the original stays out of the outbox."""
         started = time.perf_counter()
-        data, frames, faces = masked_clip(clip.data, self.privacy.masker)
+        data, frames, faces = masked_clip(clip.data, self.privacy.masker, self.privacy.config.clip_face_every)
         took_ms = (time.perf_counter() - started) * 1000
         log.info(
             "%s: clip re-encoded with %d face mask(s) over %d frames in %.0f ms (%.1f ms a frame)",
