@@ -231,7 +231,7 @@ class Pipeline:
         case and its evidence files (the clip's revision carries them again)."""
         cfg = self.config
         boxes = self._frame_boxes.get(source.id)  # persons and vehicles in the evidence frame, where masked
-        frame_detections = boxes.get(sighting.best_frame) if boxes else None
+        frame_detections = boxes.get(sighting.best_frame) if boxes else ()
         frame, masked = self.privacy.evidence_frame(sighting.best_frame, frame_detections)  # masked before hashing
         if masked is not None and cfg.evidence.clips:
             masked["clip"] = self.privacy.clip_policy

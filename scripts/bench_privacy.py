@@ -52,7 +52,7 @@ def main() -> None:
             print(f"faces, 1 thread, frame {name} searched at <= {side} px: {ms:.1f} ms CPU")
     masker = Masker(PrivacyConfig())
     image = cv2.resize(photo, SIZES["1920x1080"])
-    masks = masker.find(image, None)
+    masks = masker.find(image)
     ms = median_cpu_ms(partial(masker.apply, image, masks), args.repeats)
     print(f"blur of {len(masks.boxes)} face boxes on 1920x1080: {ms:.2f} ms CPU")
     with tempfile.TemporaryDirectory() as folder:

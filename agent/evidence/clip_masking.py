@@ -41,7 +41,7 @@ def masked_clip(data: bytes, masker: Masker, face_every: int, crf: int = 23) -> 
             waiting.append((frame, frame.to_ndarray(format="bgr24")))
             if index % face_every:
                 continue
-            masks = masker.find(waiting[-1][1], None)
+            masks = masker.find(waiting[-1][1])
             faces += masks.faces
             both = np.concatenate([previous, masks.boxes])
             for item in waiting:

@@ -8,6 +8,7 @@ plate detector with a shippable licence exists (docs: models/face-centerface.md,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -46,22 +47,20 @@ class Masker:
             else None
         )
 
-    def find(self, image: np.ndarray, frame_detections: Detections | None) -> Masks:
-        """Faces in `image`, persons and plate areas among the detections of the same frame."""
+    def find(self, image: np.ndarray, frame_detections: Sequence[Detections] = ()) -> Masks:
+        """Faces in `image`, persons and plate areas among the detections (of any detector) of the same frame."""
         cfg = self.config
-        parts: list[np.ndarray] = []
         faces = self.faces.detect(image).xyxy if self.faces is not None else _NONE
-        parts.append(faces)
-        persons = vehicles = _NONE
-        if frame_detections is not None and len(frame_detections):
-            names = np.array(frame_detections.names(), dtype=object)
-            if cfg.persons:
-                persons = frame_detections.xyxy[np.isin(names, cfg.person_classes)]
-            if cfg.plates:
-                vehicles = frame_detections.xyxy[np.isin(names, cfg.vehicle_classes)]
-        parts += [persons, plate_areas(vehicles, cfg.plate_share)]
-        boxes = grow(np.concatenate(parts).reshape(-1, 4), cfg.margin, image.shape[:2])
-        return Masks(boxes, len(faces), len(persons), len(vehicles))
+        persons, vehicles = [_NONE], [_NONE]
+        for detections in frame_detections:
+            names = np.array(detections.names(), dtype=object)
+            if cfg.persons and len(detections):
+                persons.append(detections.xyxy[np.isin(names, cfg.person_classes)])
+            if cfg.plates and len(detections):
+                vehicles.append(detections.xyxy[np.isin(names, cfg.vehicle_classes)])
+        person_boxes, vehicle_boxes = np.concatenate(persons), np.concatenate(vehicles)
+        boxes = np.concatenate([faces, person_boxes, plate_areas(vehicle_boxes, cfg.plate_share)]).reshape(-1, 4)
+        return Masks(grow(boxes, cfg.margin, image.shape[:2]), len(faces), len(person_boxes), len(vehicle_boxes))
 
     def apply(self, image: np.ndarray, masks: Masks) -> np.ndarray:
         """A copy of `image` with every box masked; the image itself is left as it is (the original)."""

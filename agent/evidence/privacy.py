@@ -13,6 +13,7 @@ import logging
 import shutil
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -30,18 +31,19 @@ _DAY_S = 86400.0
 
 class FrameBoxes:
     """The detections of a source's recent analysed frames, by frame index: the persons and vehicles in
-    the frame a case picks as its evidence, which may be several frames back."""
+    the frame a case picks as its evidence, which may be several frames back. A frame may hold the boxes
+    of several detectors (each with its own class names)."""
 
     def __init__(self) -> None:
-        self._by_index: OrderedDict[int, Detections] = OrderedDict()
+        self._by_index: OrderedDict[int, tuple[Detections, ...]] = OrderedDict()
 
-    def remember(self, frame: Frame, detections: Detections) -> None:
+    def remember(self, frame: Frame, *detections: Detections) -> None:
         self._by_index[frame.index] = detections
         while len(self._by_index) > _REMEMBERED_FRAMES:
             self._by_index.popitem(last=False)
 
-    def get(self, frame: Frame) -> Detections | None:
-        return self._by_index.get(frame.index)
+    def get(self, frame: Frame) -> tuple[Detections, ...]:
+        return self._by_index.get(frame.index, ())
 
 
 class Privacy:
@@ -54,7 +56,7 @@ class Privacy:
         self.needs_boxes = config.persons or config.plates  # whether FrameBoxes must be kept at all
         self.purge()
 
-    def evidence_frame(self, frame: Frame, frame_detections: Detections | None) -> tuple[Frame, dict | None]:
+    def evidence_frame(self, frame: Frame, frame_detections: Sequence[Detections] = ()) -> tuple[Frame, dict | None]:
         """(the frame with its masks, the case's `privacy` record); unchanged and None when nothing is masked."""
         if self.masker is None:
             return frame, None

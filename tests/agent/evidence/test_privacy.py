@@ -18,17 +18,22 @@ import pytest
 import yaml
 
 from agent.cases.rules import Sighting
-from agent.config import ConfigError, parse_config, resources
+from agent.config import ConfigError, EvidenceConfig, SourceConfig, default_config, parse_config, resources
+from agent.evidence.clip_jobs import ClipJobs
 from agent.evidence.clip_masking import masked_clip
+from agent.evidence.clips import cut_from_file
 from agent.evidence.masking import Masker
 from agent.evidence.privacy import Privacy
 from agent.evidence.snapshots import snapshot_jpeg
 from agent.pipeline import Pipeline
+from agent.runner import run_agent
 from detectors import Detections
 from detectors.faces import FaceDetector
 from detectors.onnx_yolo import OnnxYoloDetector
 from protocol.signing import Signer
 from streams import Frame
+from streams.video import VideoSource
+from tests.case_records import make_case
 from tests.conftest import agent_cmd, need_shared
 from uploader import Outbox
 
@@ -101,7 +106,7 @@ def test_faces_in_the_stored_snapshot_are_blurred_the_rest_unchanged_and_the_sig
     for face in faces:
         before, after = sharpness(unmasked, face), sharpness(uploaded, face)
         assert after < 0.05 * before, (face, before, after)  # the detail is gone, not just softened
-    grown = Masker(config.privacy).find(photo, None).boxes
+    grown = Masker(config.privacy).find(photo).boxes
     far = outside(photo.shape, grown, MCU_PX)
     assert far.mean() > 0.9
     difference = np.abs(uploaded.astype(int) - unmasked.astype(int))[far]
@@ -125,7 +130,7 @@ def test_faces_in_the_stored_snapshot_are_blurred_the_rest_unchanged_and_the_sig
 def test_faces_false_leaves_the_snapshot_as_it_was(tmp_path: Path, photo: np.ndarray, faces: np.ndarray) -> None:
     """The control for the test above: unmasked, the faces keep their detail and the record says nothing."""
     privacy = Privacy(config_for(tmp_path, faces=False).privacy, tmp_path / "private")
-    frame, record = privacy.evidence_frame(sighting_on(photo).best_frame, None)
+    frame, record = privacy.evidence_frame(sighting_on(photo).best_frame)
     assert record is None and frame.image is photo
 
 
@@ -139,7 +144,7 @@ def test_persons_from_the_frames_detections_are_masked_and_the_original_kept_onl
     person = np.array([[60, 200, 180, 608]], np.float32)  # the man in green on the left
     detections = Detections(person, np.array([0.9], np.float32), np.array([0]), ("person",))
     frame = sighting_on(photo).best_frame
-    masked, record = privacy.evidence_frame(frame, detections)
+    masked, record = privacy.evidence_frame(frame, [detections])
     assert record == {"faces": 0, "persons": 1, "plates": 0, "method": "pixelate"}
     x1, y1, x2, y2 = 60, 200, 180, 608  # pixelated: a few flat blocks where thousands of colours were
     colours = [len(np.unique(image[y1:y2, x1:x2].reshape(-1, 3), axis=0)) for image in (masked.image, photo)]
@@ -156,28 +161,76 @@ def test_persons_from_the_frames_detections_are_masked_and_the_original_kept_onl
     assert not original.exists()  # older than originals_days: deleted
 
 
-def test_a_masked_clip_has_no_face_detail_in_any_frame(tmp_path: Path, photo: np.ndarray, faces: np.ndarray) -> None:
-    clip = tmp_path / "kitchen.mp4"
-    cv2.imwrite(str(tmp_path / "kitchen.png"), photo)
+@pytest.fixture(scope="module")
+def kitchen_clip(tmp_path_factory, photo: np.ndarray) -> Path:
+    """The photo as 4 s of real H.264 at 10 fps (a keyframe every second)."""
+    folder = tmp_path_factory.mktemp("kitchen")
+    cv2.imwrite(str(folder / "kitchen.png"), photo)
+    clip = folder / "kitchen.mp4"
     subprocess.run(
         [
-            *("ffmpeg", "-y", "-loglevel", "error", "-loop", "1", "-i", str(tmp_path / "kitchen.png")),
-            *("-t", "2", "-r", "10", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "10", str(clip)),
+            *("ffmpeg", "-y", "-loglevel", "error", "-loop", "1", "-i", str(folder / "kitchen.png")),
+            *("-t", "4", "-r", "10", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "10", "-bf", "0", str(clip)),
         ],
         check=True,
     )
+    return clip
+
+
+def assert_faces_blurred(original: bytes, masked: bytes, faces: np.ndarray) -> int:
+    """Every frame of `masked` has lost the detail `original` has in each face; returns the frames."""
+    with av.open(io.BytesIO(original)) as before, av.open(io.BytesIO(masked)) as after:
+        pairs = list(zip(before.decode(video=0), after.decode(video=0), strict=True))
+    for a, b in pairs:
+        plain, blurred = a.to_ndarray(format="bgr24"), b.to_ndarray(format="bgr24")
+        for face in faces:
+            assert sharpness(blurred, face) < 0.05 * sharpness(plain, face)
+    return len(pairs)
+
+
+def test_a_masked_clip_has_no_face_detail_in_any_frame(tmp_path: Path, kitchen_clip: Path, faces: np.ndarray) -> None:
     masker = Masker(config_for(tmp_path, clips="masked").privacy)
     started = time.process_time()
-    data, frames, found = masked_clip(clip.read_bytes(), masker, face_every=3)
+    data, frames, found = masked_clip(kitchen_clip.read_bytes(), masker, face_every=3)
     cpu_ms = (time.process_time() - started) * 1000 / frames
-    assert frames == 20 and found == 2 * 7  # searched in frames 0, 3, ..., 18
-    with av.open(str(clip)) as original, av.open(io.BytesIO(data)) as result:
-        pairs = zip(original.decode(video=0), result.decode(video=0), strict=True)
-        for before, after in pairs:
-            a, b = before.to_ndarray(format="bgr24"), after.to_ndarray(format="bgr24")
-            for face in faces:
-                assert sharpness(b, face) < 0.05 * sharpness(a, face)
+    assert frames == 40 and found == 2 * 14  # searched in frames 0, 3, ..., 39
+    assert assert_faces_blurred(kitchen_clip.read_bytes(), data, faces) == 40
     print(f"masked clip 608x608: {cpu_ms:.1f} ms CPU a frame (faces every 3rd frame, libx264 veryfast)")
+
+
+@pytest.mark.parametrize("policy", ["masked", "local"])
+def test_clip_revision_is_masked_or_the_clip_stays_on_the_box(
+    tmp_path: Path, kitchen_clip: Path, faces: np.ndarray, policy: str
+) -> None:
+    source = SourceConfig(id="kitchen", kind="fixed", url=str(kitchen_clip))
+    privacy = Privacy(config_for(tmp_path, clips=policy).privacy, tmp_path / "private")
+    jobs = ClipJobs(
+        EvidenceConfig(clip_pre_s=1.0, clip_post_s=1.0), source, VideoSource("kitchen", str(kitchen_clip), 5), privacy
+    )
+    case = make_case("c1", 1, T0, files={"snapshot.jpg": b"\xff\xd8"})
+    jobs.add(case, {"snapshot.jpg": b"\xff\xd8"}, 2.0)
+    done = jobs.flush()
+    cut = cut_from_file(kitchen_clip, 2.0, 1.0, 1.0, 8_000_000).data  # what goes out with nothing masked
+    if policy == "local":
+        assert done == []  # no revision 2: nothing for the uploader
+        assert (tmp_path / "private" / "c1" / "r1" / "clip.mp4").read_bytes() == cut  # the original, on the box
+        return
+    [(revision, files)] = done
+    assert revision.revision == 2 and [e.name for e in revision.evidence] == ["snapshot.jpg", "clip.mp4"]
+    assert files["clip.mp4"] != cut and not (tmp_path / "private").exists()
+    assert assert_faces_blurred(cut, files["clip.mp4"], faces) >= 20
+
+
+def test_plate_areas_are_the_lower_part_of_vehicle_boxes(tmp_path: Path, photo: np.ndarray) -> None:
+    privacy = Privacy(config_for(tmp_path, faces=False, plates=True, margin=0).privacy, tmp_path / "private")
+    car = np.array([[300, 300, 500, 500]], np.float32)
+    detections = Detections(car, np.array([0.9], np.float32), np.array([0]), ("car",))
+    masked, record = privacy.evidence_frame(sighting_on(photo).best_frame, [detections])
+    assert record == {"faces": 0, "persons": 0, "plates": 1, "method": "blur"}
+    changed = np.any(masked.image != photo, axis=2)
+    rows, cols = np.nonzero(changed)
+    assert rows.min() >= 420 and rows.max() < 500 and cols.min() >= 300 and cols.max() < 500  # lower 40 %
+    assert changed[420:500, 300:500].mean() > 0.9
 
 
 @pytest.mark.parametrize(
@@ -198,9 +251,6 @@ def test_a_bad_privacy_section_names_the_key_and_the_fix(tmp_path: Path, privacy
 
 def test_the_demo_keeps_its_clips_on_the_box_and_uploads_masked_snapshots(tmp_path: Path, case_validator) -> None:
     """The built-in demo with the default privacy (faces masked, clips local): through the real pipeline."""
-    from agent.config import default_config
-    from agent.runner import run_agent
-
     state = tmp_path / "state"
     result = run_agent(default_config().model_copy(update={"state_dir": state}))
     case_ids = result.summaries[0].case_ids
@@ -213,3 +263,46 @@ def test_the_demo_keeps_its_clips_on_the_box_and_uploads_masked_snapshots(tmp_pa
         assert [e["name"] for e in record["evidence"]] == ["snapshot.jpg", "crop.jpg"]
         assert (state / "private" / record["id"] / "r1" / "clip.mp4").stat().st_size > 10_000
     assert not list((state / "outbox").rglob("clip.mp4"))  # nothing the uploader could send
+
+
+class PersonAndPile:
+    """Stands in for a general model: a garbage pile and a person beside it in every frame."""
+
+    name, version, class_names = "general-stub", "0", ("garbage", "person")
+    boxes = np.array([[40, 200, 200, 340], [400, 80, 520, 340]], np.float32)
+
+    def detect(self, image: np.ndarray) -> Detections:
+        return Detections(self.boxes, np.array([0.9, 0.8], np.float32), np.array([0, 1], np.int32), self.class_names)
+
+
+def test_persons_the_detector_saw_on_the_evidence_frame_are_masked_through_the_pipeline(
+    tmp_path: Path, case_validator
+) -> None:
+    """run_source keeps each analysed frame's boxes, so the person in the case's best frame is masked."""
+    import threading
+
+    from tests.conftest import make_clip
+
+    clip = make_clip(tmp_path / "street.mp4", seconds=4, size="640x360", rate=10)
+    data = {
+        "agent_id": "test-box",
+        "state_dir": str(tmp_path / "state"),
+        "sources": [{"id": "street", "kind": "fixed", "url": str(clip), "sample_fps": 5}],
+        "detector": {"model": "builtin:garbage"},
+        "cases": {"rules": {"garbage_pile": {"min_detections": 3, "window_s": 10}}},
+        "evidence": {"clips": False},
+        "privacy": {"faces": False, "persons": True},
+    }
+    config = parse_config(yaml.safe_dump(data), base_dir=tmp_path, origin="test")
+    outbox = Outbox(tmp_path / "state" / "outbox")
+    pipeline = Pipeline(config, PersonAndPile(), outbox, Signer.load_or_create(tmp_path / "keys"))
+    summary = pipeline.run_source(config.sources[0], threading.Event())
+    outbox.close()
+    assert summary.case_ids and not summary.error, summary
+    [case_dir] = (tmp_path / "state" / "outbox" / "cases").iterdir()
+    record = json.loads((case_dir / "r1" / "case.json").read_bytes())
+    case_validator.validate(record)
+    assert record["privacy"] == {"faces": 0, "persons": 1, "plates": 0, "method": "blur"}
+    snapshot = cv2.imdecode(np.frombuffer((case_dir / "r1" / "snapshot.jpg").read_bytes(), np.uint8), 1)
+    person, pile = np.array([410, 100, 510, 330]), np.array([50, 210, 190, 330])
+    assert sharpness(snapshot, person) < 0.05 * sharpness(snapshot, pile)  # testsrc2 is sharp everywhere
