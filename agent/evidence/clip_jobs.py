@@ -101,8 +101,12 @@ class ClipJobs:
         cut_ms = (time.perf_counter() - started) * 1000
         policy = self.privacy.clip_policy if self.privacy is not None else "original"
         if policy == "local":
-            path = self.privacy.keep_clip(pending.case.id, pending.case.revision, clip.data)
-            log.info("%s: clip kept on the box only (privacy.clips: local): %s", label, path)
+            try:
+                path = self.privacy.keep_clip(pending.case.id, pending.case.revision, clip.data)
+            except OSError as exc:  # a full disk costs the local clip, never the source
+                log.warning("%s: clip not kept on the box (%s); the case keeps its revision without one", label, exc)
+            else:
+                log.info("%s: clip kept on the box only (privacy.clips: local): %s", label, path)
             return None
         if policy == "masked":
             clip = self._mask(clip, label)

@@ -76,8 +76,11 @@ class Privacy:
         if self.config.originals_days <= 0:
             return
         ok, jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if ok:
-            self._write(case_id, revision, "original.jpg", jpeg.tobytes())
+        try:
+            if ok:
+                self._write(case_id, revision, "original.jpg", jpeg.tobytes())
+        except OSError as exc:  # a full disk costs the local original, never the case
+            log.warning("case %s: unmasked original not kept on the box (%s)", case_id, exc)
 
     def keep_clip(self, case_id: str, revision: int, data: bytes) -> Path:
         """A clip that is not uploaded (`clips: local`), kept `local_clips_days`."""
