@@ -34,7 +34,8 @@ from protocol.signing import Signer
 from streams import Frame
 from streams.video import VideoSource
 from tests.case_records import make_case
-from tests.conftest import agent_cmd, need_shared
+from tests.conftest import Broker, agent_cmd, need_shared
+from tests.upload_fixtures import AGENT, make_uploader, start_receiver, wait_until
 from uploader import Outbox
 
 # a CCTV frame of a street kitchen (smoke-fire, CC BY 4.0): two faces the face model finds at >= 0.67
@@ -57,7 +58,7 @@ def faces(photo: np.ndarray) -> np.ndarray:
 
 def config_for(tmp_path: Path, **privacy):
     data = {
-        "agent_id": "test-box",
+        "agent_id": AGENT,
         "state_dir": str(tmp_path / "state"),
         "sources": [{"id": "kitchen", "kind": "fixed", "url": "rtsp://10.0.0.1/live"}],
         "detector": {"model": "builtin:smoke", "class_map": {"smoke": "cooking_fumes"}},
@@ -88,19 +89,43 @@ def outside(shape: tuple[int, ...], boxes: np.ndarray, band_px: int) -> np.ndarr
     return keep
 
 
-def test_faces_in_the_stored_snapshot_are_blurred_the_rest_unchanged_and_the_signature_holds(
-    tmp_path: Path, photo: np.ndarray, faces: np.ndarray, case_validator
+def test_faces_in_the_uploaded_snapshot_are_blurred_the_rest_unchanged_and_the_signature_holds(
+    tmp_path: Path, photo: np.ndarray, faces: np.ndarray, broker: Broker, case_validator
 ) -> None:
     config = config_for(tmp_path)  # privacy left out: faces are masked by default
     outbox = Outbox(tmp_path / "state" / "outbox")
+    signer = Signer.load_or_create(tmp_path / "keys")
     smoke = OnnxYoloDetector(resources.builtin("smoke"))  # the case's model: its name and version go into the record
-    pipeline = Pipeline(config, smoke, outbox, Signer.load_or_create(tmp_path / "keys"))
     sighting = sighting_on(photo)
-    case, _ = pipeline.accept(config.sources[0], sighting)
-    outbox.close()
+    case, _ = Pipeline(config, smoke, outbox, signer).accept(config.sources[0], sighting)
 
     stored = tmp_path / "state" / "outbox" / "cases" / case.id / "r1"
-    uploaded = cv2.imdecode(np.frombuffer((stored / "snapshot.jpg").read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+    record = json.loads((stored / "case.json").read_bytes())
+    case_validator.validate(record)
+    assert record["privacy"] == {"faces": 2, "persons": 0, "plates": 0, "method": "blur", "clip": "local"}
+    assert not (tmp_path / "state" / "private").exists()  # originals_days 0: the unmasked frame is not kept
+    key = tmp_path / "keys" / "agent_ed25519.pub.pem"
+    done = subprocess.run(
+        agent_cmd("verify", str(tmp_path / "state" / "outbox"), "--key", str(key)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr  # signature and hashes: of the masked files
+
+    platform = start_receiver(broker.port, tmp_path / "platform")
+    uploader = make_uploader(outbox, broker.port, signer)
+    uploader.start()
+    try:
+        assert wait_until(lambda: "snapshot.jpg" in platform.evidence_files(AGENT, case.id, 1), timeout_s=30)
+        received = platform.evidence_files(AGENT, case.id, 1)["snapshot.jpg"].read_bytes()
+    finally:
+        uploader.stop(0)
+        platform.stop()
+        outbox.close()
+    assert platform.rejected == 0  # the platform checked the signature and the hash too
+
+    uploaded = cv2.imdecode(np.frombuffer(received, np.uint8), cv2.IMREAD_COLOR)
     plain = snapshot_jpeg(sighting.best_frame, sighting.best_detections, 80, 1280)  # what main uploads
     unmasked = cv2.imdecode(np.frombuffer(plain, np.uint8), cv2.IMREAD_COLOR)
     for face in faces:
@@ -111,20 +136,6 @@ def test_faces_in_the_stored_snapshot_are_blurred_the_rest_unchanged_and_the_sig
     assert far.mean() > 0.9
     difference = np.abs(uploaded.astype(int) - unmasked.astype(int))[far]
     assert difference.max() <= 2  # JPEG blocks away from the masks encode as they did unmasked
-
-    record = json.loads((stored / "case.json").read_bytes())
-    case_validator.validate(record)
-    assert record["privacy"] == {"faces": 2, "persons": 0, "plates": 0, "method": "blur", "clip": "local"}
-    assert not (tmp_path / "state" / "private").exists()  # originals_days 0: the unmasked frame is not kept
-    done = subprocess.run(
-        agent_cmd(
-            "verify", str(tmp_path / "state" / "outbox"), "--key", str(tmp_path / "keys" / "agent_ed25519.pub.pem")
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_faces_false_leaves_the_snapshot_as_it_was(tmp_path: Path, photo: np.ndarray, faces: np.ndarray) -> None:
