@@ -23,6 +23,7 @@ from agent.backlog import DiskBacklog, Waiting
 from agent.cases.case import Case, EvidenceFile, case_id
 from agent.cases.colocated import Colocator
 from agent.cases.locate import locate
+from agent.cases.overflow import OverflowEvidence
 from agent.cases.places import SourcePlaces
 from agent.cases.registry import CaseRegistry
 from agent.cases.rules import PersistenceRule, Sighting
@@ -100,6 +101,7 @@ class Pipeline:
             [config.detector.class_map.get(name, "") for name in detector.class_names], dtype=object
         )
         self.colocator = Colocator(config.cases.colocated, detector.class_names)
+        self.overflow = OverflowEvidence(config.cases.overflow, detector.class_names)
         self.registry = CaseRegistry(config.state_dir / "cases.sqlite3", config.cases.remember_days)
         self.grid = config.grid.index() if config.grid else None
         self._backlogs: dict[str, DiskBacklog] = {}
@@ -220,11 +222,12 @@ class Pipeline:
 
     def by_type(self, detections: Detections) -> dict[str, Detections]:
         """Detections grouped by case type, with co-located groups (`cases.colocated`) as boxes of their
-        type; classes without a case type are dropped."""
+        type and the overflow evidence `cases.overflow` asks for; classes without a case type are dropped."""
         if not len(detections):
             return {}
         types = self._class_to_type[detections.class_id]
-        return self.colocator.add_groups({t: detections[types == t] for t in set(types) if t}, detections)
+        by_type = self.colocator.add_groups({t: detections[types == t] for t in set(types) if t}, detections)
+        return self.overflow.apply(by_type, detections)
 
     def accept(self, source: SourceConfig, sighting: Sighting) -> tuple[Case, dict[str, bytes]]:
         """Build the evidence and the signed case record and store both durably in the outbox; returns the
@@ -265,7 +268,9 @@ class Pipeline:
                 EvidenceFile(name, "image/jpeg", hashlib.sha256(data).hexdigest(), len(data))
                 for name, data in files.items()
             ),
-            explanation=self.colocator.explain(sighting.case_type, sighting.best_detections) | sighting.explanation,
+            explanation=self.colocator.explain(sighting.case_type, sighting.best_detections)
+            | self.overflow.explain(sighting.case_type, sighting.best_detections)
+            | sighting.explanation,
             privacy=masked,
         )
         self.store(source, case, files, sighting_id, fixed_box)

@@ -92,6 +92,8 @@ _PATH_KEYS = {
     "ca_file",
     "client_cert",
     "client_key",
+    "platform_key",
+    "local_dir",
     "password_file",
     "store_dir",
     "keys_dir",

@@ -28,6 +28,7 @@ from agent.config.sources import (  # noqa: F401 - re-exported: the configuratio
     _Strict,
     source_id_for,
 )
+from agent.config.updates import UpdatesConfig
 from agent.geo.grid import DEFAULT_FIELDS, GridIndex
 from protocol.broker import MqttConfig
 
@@ -61,7 +62,14 @@ class DetectorConfig(_Strict):
     """The model and how its classes become case types."""
 
     model: Path = Field(description="an ONNX detection model from `edge-agent export` (or .pt with the train extra)")
-    min_score: float = Field(default=0.30, ge=0.01, le=1, description="boxes below this score are dropped")
+    min_score: float = Field(
+        default=0.30, ge=0.01, le=1, description="boxes below this score are dropped (classes without a threshold)"
+    )
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="class name -> operating score, over the model's own (from `edge-agent calibrate`); "
+        "classes in neither use min_score",
+    )
     iou: float = Field(default=0.5, gt=0, le=1, description="overlap above which NMS keeps only the best box")
     threads: int = Field(default=1, ge=1, le=64, description="onnxruntime threads per inference")
     class_map: dict[str, CaseType] = Field(
@@ -75,6 +83,14 @@ class DetectorConfig(_Strict):
     def _model_exists(cls, value: Path) -> Path:
         if not value.is_file():
             raise ValueError("model file not found; use builtin:garbage or a file made by `edge-agent export`")
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _scores_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {name: score for name, score in value.items() if not 0 < score <= 1}
+        if bad:
+            raise ValueError(f"scores must be in (0, 1], got {bad}")
         return value
 
     @model_validator(mode="after")
@@ -167,11 +183,18 @@ class AgentConfig(_Strict):
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="masks in evidence that leaves the box")
     uploader: UploaderConfig = Field(default_factory=UploaderConfig)
+    updates: UpdatesConfig = Field(default_factory=UpdatesConfig, description="signed remote updates over MQTT")
 
     @model_validator(mode="after")
     def _something_to_watch(self) -> AgentConfig:
         if not self.sources and self.inbox is None:
             raise ValueError("give at least one entry under sources, or an inbox folder")
+        return self
+
+    @model_validator(mode="after")
+    def _updates_need_mqtt(self) -> AgentConfig:
+        if self.updates.enabled and self.uploader.mqtt is None:
+            raise ValueError("updates.enabled needs uploader.mqtt: updates come from the platform's broker")
         return self
 
     @field_validator("sources")
