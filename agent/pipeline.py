@@ -31,6 +31,7 @@ from agent.cases.rules import PersistenceRule, Sighting
 from agent.cases.tracking import Tracker
 from agent.config import AgentConfig, SourceConfig
 from agent.evidence.clip_jobs import ClipJobs, ring_for
+from agent.evidence.privacy import FrameBoxes, Privacy
 from agent.evidence.snapshots import crop_jpeg, snapshot_jpeg
 from agent.geo.earth import Location
 from detectors import Detections, Detector
@@ -119,6 +120,8 @@ class Pipeline:
         self._backlogs: dict[str, DiskBacklog] = {}
         self.running: dict[str, RunningSource] = {}
         self.on_detect: Callable[[str, float], None] = lambda model, seconds: None  # (model name, inference s)
+        self.privacy = Privacy(config.privacy, config.state_dir / "private")
+        self._frame_boxes: dict[str, FrameBoxes] = {}  # per source, where persons or plates are masked
 
     def open_source(self, source: SourceConfig, summary: SourceSummary | None = None) -> VideoSource:
         """The source's video with its positions: live GNSS, the sidecar, else KLV inside the file."""
@@ -176,7 +179,8 @@ class Pipeline:
         try:
             places = SourcePlaces.from_config(source)
             video = running.video = self.open_source(source, summary)
-            clips = ClipJobs(self.config.evidence, source, video)
+            clips = ClipJobs(self.config.evidence, source, video, self.privacy)
+            frame_boxes = self._frame_boxes[source.id] = FrameBoxes()
             log.info("%s: reading %s", source.id, mask_url(source.url))
             stage, clock = summary.stage_s, time.perf_counter()
             for frame in video.frames(stop):
@@ -186,6 +190,8 @@ class Pipeline:
                 self.on_detect(self.detector.name, t_detect - t_frame)
                 running.by_class.update(detections.names())
                 running.last_fix = frame.fix
+                if self.privacy.needs_boxes:
+                    frame_boxes.remember(frame, detections)
                 detections = tracker.update_with_detections(frame.image, detections, frame.utc.timestamp())
                 t_track = time.perf_counter()
                 by_type = places.filter(frame, self.by_type(detections))
@@ -226,6 +232,7 @@ class Pipeline:
                     self.store(source, case, files)
             if video is not None and isinstance(video.track, LiveTrack):
                 video.track.stop()
+            self._frame_boxes.pop(source.id, None)
             lost = set(self._backlogs.pop(source.id).finish())
             summary.unstored = len(lost)
             summary.cases = sum(1 for key in accepted if key not in lost)
@@ -245,13 +252,16 @@ class Pipeline:
         """Build the evidence and the signed case record and store both durably in the outbox; returns the
         case and its evidence files (the clip's revision carries them again)."""
         cfg = self.config
-        snapshot = snapshot_jpeg(
-            sighting.best_frame, sighting.best_detections, cfg.evidence.jpeg_quality, cfg.evidence.max_width_px
-        )
+        boxes = self._frame_boxes.get(source.id)  # persons and vehicles in the evidence frame, where masked
+        frame_detections = boxes.get(sighting.best_frame) if boxes else ()
+        frame, masked = self.privacy.evidence_frame(sighting.best_frame, frame_detections)  # masked before hashing
+        if masked is not None and cfg.evidence.clips:
+            masked["clip"] = self.privacy.clip_policy
+        snapshot = snapshot_jpeg(frame, sighting.best_detections, cfg.evidence.jpeg_quality, cfg.evidence.max_width_px)
         box = _best_box(sighting.best_detections)
         files = {"snapshot.jpg": snapshot}
         if box is not None:
-            files["crop.jpg"] = crop_jpeg(sighting.best_frame, box, cfg.evidence.jpeg_quality)
+            files["crop.jpg"] = crop_jpeg(frame, box, cfg.evidence.jpeg_quality)
         location = locate(sighting.best_frame, source, box)
         sighting_id = case_id(cfg.agent_id, source.id, sighting.case_type, sighting.first_seen)
         fixed_box = box if source.kind == "fixed" else None  # a fixed camera tells problems apart by place in view
@@ -280,8 +290,10 @@ class Pipeline:
             explanation=self.colocator.explain(sighting.case_type, sighting.best_detections)
             | self.overflow.explain(sighting.case_type, sighting.best_detections)
             | sighting.explanation,
+            privacy=masked,
         )
         self.store(source, case, files, sighting_id, fixed_box)
+        self.privacy.keep_original(case.id, case.revision, sighting.best_frame, cfg.evidence.jpeg_quality)
         return case, files
 
     def _identity(

@@ -86,6 +86,7 @@ _PATH_KEYS = {
     "url",
     "telemetry",
     "model",
+    "face_model",
     "state_dir",
     "folder",
     "ca_file",

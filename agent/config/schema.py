@@ -15,6 +15,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from agent.config import resources
 from agent.config.loading import ConfigError, parse_model, read_config_text
 from agent.config.observe import MetricsConfig
+from agent.config.privacy import PrivacyConfig
 from agent.config.rules import CasesConfig, CaseType, RuleConfig
 from agent.config.sources import (  # noqa: F401 - re-exported: the configuration's public names
     _ID,
@@ -184,6 +185,7 @@ class AgentConfig(_Strict):
     cases: CasesConfig = Field(default_factory=CasesConfig)
     grid: GridConfig | None = Field(default=None, description="grid layer: sets `grid` on cases with a position")
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="masks in evidence that leaves the box")
     uploader: UploaderConfig = Field(default_factory=UploaderConfig)
     updates: UpdatesConfig = Field(default_factory=UpdatesConfig, description="signed remote updates over MQTT")
     metrics: MetricsConfig | None = Field(default=None, description="Prometheus and health endpoint; off if absent")

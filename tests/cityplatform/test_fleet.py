@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import default_config
+from agent.config import PrivacyConfig, default_config
 from agent.pipeline import state_paths
 from agent.runner import run_agent
 from cityplatform.config import CaseCode, GridLayer, PlatformConfig, PostgresConfig, TypeRule
@@ -38,7 +38,9 @@ RULES = PlatformConfig(
 def drive_and_upload(tmp_path: Path, agent_id: str, port: int) -> list[str]:
     """Run the bundled sample as `agent_id`, upload its outbox until every case and file is acknowledged;
     the ids of its cases."""
-    config = default_config().model_copy(update={"state_dir": tmp_path / agent_id, "agent_id": agent_id})
+    config = default_config().model_copy(  # nothing masked: the clips go out with revision 2
+        update={"state_dir": tmp_path / agent_id, "agent_id": agent_id, "privacy": PrivacyConfig(faces=False)}
+    )
     assert run_agent(config).summaries[0].cases >= 2
     outbox_dir, keys_dir = state_paths(config)
     ids = sorted({p.parent.parent.name for p in (outbox_dir / "cases").glob("*/r*/case.json")})

@@ -33,6 +33,7 @@ def config(tmp_path: Path, broker: Broker, key: Path, camera_url: str | None = N
         ],
         "detector": {"model": "builtin:garbage"},
         "evidence": {"clip_pre_s": 2, "clip_post_s": 2, "ring_max_s": 10},
+        "privacy": {"faces": False},  # clips as revision 2 in the outbox (masking: tests/agent/evidence)
         "cases": {"rules": {"garbage_pile": {"min_detections": 3, "window_s": 10}}},
         "uploader": {"mqtt": {"host": "127.0.0.1", "port": broker.port, "topic_prefix": PREFIX, "retry_cap_s": 1}},
         "updates": {"enabled": True, "platform_key": str(key), "start_check_s": 3},
