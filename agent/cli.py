@@ -14,9 +14,10 @@ from agent.config import AgentConfig, ConfigError, SourceConfig, default_config,
 from agent.logs import setup_logging
 from agent.tools.bench import add_bench_parser
 from agent.tools.model_commands import add_model_parsers
+from agent.tools.platform_commands import add_platform_parsers
 from detectors import ModelError
 
-log = logging.getLogger("agent")
+log = logging.getLogger(__name__)
 
 EPILOG = """\
 examples:
@@ -35,7 +36,7 @@ examples:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, args.log_format)
     try:
         return args.func(args)
     except (ConfigError, ModelError) as exc:
@@ -52,13 +53,17 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--log-format", choices=["text", "json"], default="text", help="json: one JSON object per line (log shippers)"
+    )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = sub.add_parser(
         "run",
-        help="run the agent on every configured source until stopped (SIGTERM/Ctrl-C)",
+        help="run the agent on every configured source until stopped (SIGTERM/Ctrl-C); SIGHUP reloads -c",
         description="Run every source in the configuration. Cameras run until SIGTERM or Ctrl-C; files end on "
-        "their own. Without -c, runs the built-in demo on the bundled sample clip and writes to ./edge-agent-data.",
+        "their own. SIGHUP reloads the -c file without dropping a case (README: Reloading). Without -c, runs the "
+        "built-in demo on the bundled sample clip and writes to ./edge-agent-data.",
     )
     run.add_argument("-c", "--config", type=Path, help="configuration YAML (default: the built-in demo)")
     run.set_defaults(func=_cmd_run)
@@ -114,7 +119,8 @@ def _parser() -> argparse.ArgumentParser:
         "receive",
         help="the platform side: store and acknowledge what agents send (reference receiver)",
         description="Subscribe to every agent under the topic prefix, check each case's schema and signature "
-        "and each evidence file's sha256, store them once in STORE_DIR (SQLite + files) and acknowledge them. "
+        "and each evidence file's sha256, store them once (SQLite in STORE_DIR, or the postgres section's shared "
+        "PostgreSQL + PostGIS store; files in STORE_DIR) and acknowledge them. "
         "Several receivers with the same share_group split the load (MQTT 5 shared subscription). Only agents "
         "enrolled with --enrol are trusted; --check validates the file.",
     )
@@ -132,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     add_bench_parser(sub)
 
     add_model_parsers(sub)
+    add_platform_parsers(sub)
     return parser
 
 
@@ -143,7 +150,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from agent.runner import print_summary, run_agent
 
     config = _load(args.config)
-    result = run_agent(config)
+    result = run_agent(config, config_path=args.config)
     print_summary(result)
     return 1 if any(s.problem for s in result.summaries) else 0
 
@@ -175,8 +182,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    from agent.detector_setup import build_detectors
-    from agent.runner import check_class_map
+    from agent.updates.check import check_config
 
     try:
         config = load_config(args.config)
@@ -187,10 +193,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
                 f"`edge-agent receive --check -c {args.config}`"
             ) from None
         raise
-    try:  # every model as `run` loads it: a file that is no model fails here, not at the first start
-        check_class_map(config, build_detectors(config))
-    except ConfigError as exc:
-        raise ConfigError(f"{args.config}: {exc}") from None
+    check_config(config, str(args.config))
     kinds = ", ".join(f"{s.id} ({s.kind})" for s in config.sources)
     upload = "MQTT " + config.uploader.mqtt.host if config.uploader.mqtt else "local outbox only"
     print(f"{args.config}: OK: agent {config.agent_id}, {len(config.sources)} source(s): {kinds}; {upload}")
@@ -241,6 +244,10 @@ def _cmd_receive(args: argparse.Namespace) -> int:
         return 0
     if args.check:
         tofu = "; trust_first_key is ON (lab only)" if config.trust_first_key else ""
+        if config.postgres is not None:
+            tofu = (
+                f"; shared store postgres {config.postgres.host}:{config.postgres.port}/{config.postgres.dbname}{tofu}"
+            )
         print(
             f"{args.config}: OK: receiver {config.client_id} for {config.mqtt.host}:{config.mqtt.port}, "
             f"store {config.store_dir}, enrolled keys in {config.trusted_keys_dir}{tofu}"
@@ -252,6 +259,8 @@ def _cmd_receive(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"store_dir {config.store_dir}: cannot use it ({exc.strerror}); give a writable folder"
         ) from None
+    except ValueError as exc:  # the postgres store: cannot connect, or a bad grid layer
+        raise ConfigError(str(exc)) from None
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

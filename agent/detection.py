@@ -4,7 +4,8 @@ become case types.
 A source is decoded once; each sampled frame goes to the detectors that apply to the source
 (`detectors[].sources`, `.kinds`) and are due (`every_s`: smoke twice a second, garbage once every 2 s,
 on the same frames). Each detector keeps its own tracker, because its boxes arrive at its own pace, and
-its own class map and co-located groups, because class names belong to a model. A detector's
+its own class map, co-located groups and overflow evidence (`cases.overflow`: garbage at a bin of the
+same model), because class names belong to a model. A detector's
 `vetoes` drop its boxes that another detector sees as something else (detectors/vetoes.py) on the same
 frame, before tracking. Every box is tagged with the detector that found it (`Detections.model`),
 which is how a case records its model.
@@ -20,9 +21,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from agent.cases.colocated import Colocator, concat
+from agent.cases.overflow import OverflowEvidence
 from agent.cases.rules import Sighting
 from agent.cases.tracking import Tracker
 from agent.config import ColocatedConfig, DetectorEntry, SourceConfig
+from agent.config.rules import OverflowConfig
 from agent.detector_setup import LoadedDetector
 from detectors import Detections
 from detectors.vetoes import apply_vetoes
@@ -34,21 +37,27 @@ EARLY_S = 0.05  # a frame this much before a detector's due time counts as on ti
 
 
 class DetectorTypes:
-    """One detector's classes as case types: its class map, then its co-located groups (`cases.colocated`)."""
+    """One detector's classes as case types: its class map, then its co-located groups (`cases.colocated`)
+    and the overflow evidence `cases.overflow` asks for, by this detector's class names."""
 
-    def __init__(self, loaded: LoadedDetector, colocated: Sequence[ColocatedConfig]) -> None:
+    def __init__(
+        self, loaded: LoadedDetector, colocated: Sequence[ColocatedConfig], overflow: OverflowConfig | None = None
+    ) -> None:
         names = loaded.detector.class_names
         self.loaded = loaded
         self._class_to_type = np.array([loaded.entry.class_map.get(n, "") for n in names], dtype=object)
         self._colocator = Colocator(colocated, names)
+        self._overflow = OverflowEvidence(overflow or OverflowConfig(), names)
 
     def by_type(self, detections: Detections) -> dict[str, Detections]:
-        """The detector's boxes grouped by case type, with co-located groups as boxes of their type;
-        classes without a case type are dropped."""
+        """The detector's boxes grouped by case type, with co-located groups and composed overflow boxes as
+        boxes of their type, all tagged with the detector; classes without a case type are dropped."""
         if not len(detections):
             return {}
         types = self._class_to_type[detections.class_id]
-        return self._colocator.add_groups({t: detections[types == t] for t in set(types) if t}, detections)
+        by_type = self._colocator.add_groups({t: detections[types == t] for t in set(types) if t}, detections)
+        by_type = self._overflow.apply(by_type, detections)
+        return {t: d if d.model == detections.model else replace(d, model=detections.model) for t, d in by_type.items()}
 
 
 @dataclass
@@ -85,9 +94,12 @@ class _Slot:
 
 @dataclass
 class Found:
-    """What the due detectors found in one frame, by detector id (tracked), and what it cost."""
+    """What the due detectors found in one frame, by detector id: as they found it (`raw`, before vetoes),
+    as tracked (`by_model`), and what each cost (`model_s`)."""
 
     by_model: dict[str, Detections] = field(default_factory=dict)
+    raw: dict[str, Detections] = field(default_factory=dict)
+    model_s: dict[str, float] = field(default_factory=dict)
     detect_s: float = 0.0
     track_s: float = 0.0
 
@@ -119,13 +131,13 @@ class SourceDetectors:
         found = Found()
         due = {slot.id for slot in self._slots if slot.due(frame.media_s)}
         due |= {v.veto_with for slot in self._slots if slot.id in due for v in slot.entry.vetoes}
-        raw: dict[str, Detections] = {}
+        raw = found.raw
         for slot in self._slots:
             if slot.id not in due:
                 continue
             started = time.perf_counter()
             raw[slot.id] = replace(slot.types.loaded.detector.detect(frame.image), model=slot.id)
-            spent = time.perf_counter() - started
+            spent = found.model_s[slot.id] = time.perf_counter() - started
             found.detect_s += spent
             self.model_s[slot.id] += spent
             self.runs[slot.id] += 1

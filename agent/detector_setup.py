@@ -22,7 +22,10 @@ class LoadedDetector:
 
 def build_detector(config: DetectorConfig, key: str = "detector") -> Detector:
     """The loaded model; with `tiling`, a TiledDetector around it."""
-    detector = load_detector(config.model, config.min_score, config.iou, config.threads)
+    try:
+        detector = load_detector(config.model, config.min_score, config.iou, config.threads, config.thresholds)
+    except ValueError as exc:  # a class the model lacks: only knowable once its class names are read
+        raise ConfigError(f"{key}.thresholds: {exc}; give scores for the model's own class names") from None
     tiling = config.tiling
     if tiling is None:
         return detector

@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +25,7 @@ from agent.backlog import DiskBacklog, Waiting
 from agent.cases.case import Case, EvidenceFile, case_id
 from agent.cases.colocated import Colocator
 from agent.cases.locate import locate
+from agent.cases.overflow import OverflowEvidence
 from agent.cases.places import SourcePlaces
 from agent.cases.registry import CaseRegistry
 from agent.cases.rules import PersistenceRule, Sighting
@@ -31,11 +33,12 @@ from agent.config import AgentConfig, SourceConfig
 from agent.detection import DetectorTypes, SourceDetectors
 from agent.detector_setup import LoadedDetector
 from agent.evidence.clip_jobs import ClipJobs, ring_for
+from agent.evidence.privacy import FrameBoxes, Privacy
 from agent.evidence.snapshots import crop_jpeg, snapshot_jpeg
 from agent.geo.earth import Location
 from detectors import Detections, Detector
 from protocol.signing import Signer
-from streams import Frame, StreamError
+from streams import Frame, PositionFix, StreamError
 from streams.gnss import LiveTrack
 from streams.sampling import DistanceSampler, MotionGate, Sampler
 from streams.telemetry import NoPositionsError, embedded_track, load_track, start_hint
@@ -83,6 +86,18 @@ class SourceSummary:
         return ""  # a camera down only when the run stopped is shown in the table, not a failed run
 
 
+@dataclass
+class RunningSource:
+    """A source as it runs (and after it ended), read by metrics and status reports: the live counters
+    themselves, not copies, so that no second bookkeeping can drift from the summary."""
+
+    config: SourceConfig
+    summary: SourceSummary
+    video: VideoSource | None = None  # None until opened: its `stats` say the state and frame counters
+    by_class: Counter[str] = field(default_factory=Counter)  # detections by the model's class names
+    last_fix: PositionFix | None = None  # the position of the newest analysed frame, where known
+
+
 class Pipeline:
     """Everything a source needs to turn its frames into accepted cases."""
 
@@ -98,15 +113,21 @@ class Pipeline:
         self.config = config
         if not isinstance(detectors, Sequence):
             detectors = [LoadedDetector(config.detector_entries[0], detectors)]
-        self.types = [DetectorTypes(loaded, config.cases.colocated) for loaded in detectors]
+        self.detectors = list(detectors)  # what a reload compares and /readyz reports
+        self.types = [DetectorTypes(loaded, config.cases.colocated, config.cases.overflow) for loaded in detectors]
         self._by_id = {t.loaded.entry.id: t.loaded for t in self.types}
         self.colocator = Colocator(config.cases.colocated, ())  # its case types only: for the explanation
+        self.overflow = OverflowEvidence(config.cases.overflow, ())  # likewise
         self.outbox = outbox
         self.signer = signer
         self.on_case = on_case
         self.registry = CaseRegistry(config.state_dir / "cases.sqlite3", config.cases.remember_days)
         self.grid = config.grid.index() if config.grid else None
         self._backlogs: dict[str, DiskBacklog] = {}
+        self.running: dict[str, RunningSource] = {}
+        self.on_detect: Callable[[str, float], None] = lambda model, seconds: None  # (model name, inference s)
+        self.privacy = Privacy(config.privacy, config.state_dir / "private")
+        self._frame_boxes: dict[str, FrameBoxes] = {}  # per source, where persons or plates are masked
 
     def open_source(self, source: SourceConfig, summary: SourceSummary | None = None) -> VideoSource:
         """The source's video with its positions: live GNSS, the sidecar, else KLV inside the file."""
@@ -161,16 +182,25 @@ class Pipeline:
         clips: ClipJobs | None = None
         backlog = self._backlogs[source.id] = DiskBacklog(source.id)
         accepted: list[tuple[str, int]] = []
+        running = self.running[source.id] = RunningSource(source, summary)
         try:
             places = SourcePlaces.from_config(source)
-            video = self.open_source(source, summary)
-            clips = ClipJobs(self.config.evidence, source, video)
+            video = running.video = self.open_source(source, summary)
+            clips = ClipJobs(self.config.evidence, source, video, self.privacy)
+            frame_boxes = self._frame_boxes[source.id] = FrameBoxes()
             log.info("%s: reading %s", source.id, mask_url(source.url))
             stage, clock = summary.stage_s, time.perf_counter()
             for frame in video.frames(stop):
                 t_frame = time.perf_counter()
                 found = detectors.detect(frame)
                 t_detect = t_frame + found.detect_s
+                for detector_id, seconds in found.model_s.items():
+                    self.on_detect(self._by_id[detector_id].detector.name, seconds)
+                for detections in found.raw.values():
+                    running.by_class.update(detections.names())
+                running.last_fix = frame.fix
+                if self.privacy.needs_boxes:  # every box any detector found on the frame, vetoed or not
+                    frame_boxes.remember(frame, *found.raw.values())
                 t_track = time.perf_counter()
                 by_type = places.filter(frame, detectors.by_type(found))
                 summary.frames_analysed += 1
@@ -210,6 +240,7 @@ class Pipeline:
                     self.store(source, case, files)
             if video is not None and isinstance(video.track, LiveTrack):
                 video.track.stop()
+            self._frame_boxes.pop(source.id, None)
             lost = set(self._backlogs.pop(source.id).finish())
             summary.unstored = len(lost)
             summary.cases = sum(1 for key in accepted if key not in lost)
@@ -226,19 +257,24 @@ class Pipeline:
         """Build the evidence and the signed case record and store both durably in the outbox; returns the
         case and its evidence files (the clip's revision carries them again)."""
         cfg = self.config
-        snapshot = snapshot_jpeg(
-            sighting.best_frame, sighting.best_detections, cfg.evidence.jpeg_quality, cfg.evidence.max_width_px
-        )
+        boxes = self._frame_boxes.get(source.id)  # persons and vehicles in the evidence frame, where masked
+        frame_detections = boxes.get(sighting.best_frame) if boxes else ()
+        frame, masked = self.privacy.evidence_frame(sighting.best_frame, frame_detections)  # masked before hashing
+        if masked is not None and cfg.evidence.clips:
+            masked["clip"] = self.privacy.clip_policy
+        snapshot = snapshot_jpeg(frame, sighting.best_detections, cfg.evidence.jpeg_quality, cfg.evidence.max_width_px)
         box = _best_box(sighting.best_detections)
         files = {"snapshot.jpg": snapshot}
         if box is not None:
-            files["crop.jpg"] = crop_jpeg(sighting.best_frame, box, cfg.evidence.jpeg_quality)
+            files["crop.jpg"] = crop_jpeg(frame, box, cfg.evidence.jpeg_quality)
         location = locate(sighting.best_frame, source, box)
         sighting_id = case_id(cfg.agent_id, source.id, sighting.case_type, sighting.first_seen)
         fixed_box = box if source.kind == "fixed" else None  # a fixed camera tells problems apart by place in view
         # the detector that found the best box; boxes of several detectors in one type: the first's
         loaded = self._by_id.get(sighting.best_detections.model, self.types[0].loaded)
-        explanation = self.colocator.explain(sighting.case_type, sighting.best_detections) | sighting.explanation
+        best = sighting.best_detections
+        explanation = self.colocator.explain(sighting.case_type, best) | self.overflow.explain(sighting.case_type, best)
+        explanation |= sighting.explanation
         if cfg.detectors:  # the list form names its detectors; a `detector:` file's cases stay as they were
             explanation["detector"] = loaded.entry.id
         identity, revision, first_seen = self._identity(source, sighting, sighting_id, location, fixed_box)
@@ -264,8 +300,10 @@ class Pipeline:
                 for name, data in files.items()
             ),
             explanation=explanation,
+            privacy=masked,
         )
         self.store(source, case, files, sighting_id, fixed_box)
+        self.privacy.keep_original(case.id, case.revision, sighting.best_frame, cfg.evidence.jpeg_quality)
         return case, files
 
     def _identity(

@@ -1,21 +1,29 @@
-"""Runs the agent: builds the detector, outbox, signer and uploader from a configuration, drives the
-sources (a thread each) until they end or a signal arrives, then shuts down without losing a case.
+"""Runs the agent: builds the detectors, outbox, signer and uploader from a configuration, drives the
+sources (a thread each, agent/updates/supervisor.py) until they end or a signal arrives, reloads on
+SIGHUP or a signed update (agent/updates/), then shuts down without losing a case.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from agent.config import AgentConfig, ConfigError
-from agent.detector_setup import LoadedDetector, build_detectors
-from agent.inbox import Inbox
+from agent.config import AgentConfig
+from agent.detector_setup import build_detectors
+from agent.observe.setup import Observers
 from agent.pipeline import Pipeline, SourceSummary, state_paths
+from agent.updates.check import check_class_map
+from agent.updates.reload import Reloader
+from agent.updates.remote import RemoteUpdates
+from agent.updates.supervisor import Supervisor
 from protocol.signing import Signer
 from streams import Frame
 from streams.video import VideoSource
@@ -36,8 +44,10 @@ class RunResult:
 def run_agent(
     config: AgentConfig,
     on_frame_factory: Callable[[str], Callable[[VideoSource, Frame], None]] | None = None,
+    config_path: Path | None = None,
 ) -> RunResult:
-    """Run every configured source to its end (files) or until SIGTERM/SIGINT (cameras)."""
+    """Run every configured source to its end (files) or until SIGTERM/SIGINT (cameras). SIGHUP reloads
+    `config_path`; with `updates.enabled`, signed updates from the platform are applied the same way."""
     started = time.monotonic()
     detectors = build_detectors(config)
     check_class_map(config, detectors)
@@ -46,45 +56,50 @@ def run_agent(
     signer = Signer.load_or_create(keys_dir)
     uploader = _uploader(config, outbox, signer)
     pipeline = Pipeline(config, detectors, outbox, signer, on_case=uploader.notify if uploader else lambda: None)
+    supervisor = Supervisor(pipeline, on_frame_factory)
+    reloader = Reloader(supervisor, config, detectors, config_path.read_text(encoding="utf-8") if config_path else None)
+    jobs: queue.Queue[Callable[[], object]] = queue.Queue()  # reloads run here, on the thread that owns the sources
+    if uploader and config.updates.enabled:
+        RemoteUpdates(reloader, uploader, jobs.put, config_path.resolve().parent if config_path else Path.cwd())
+    observers = Observers(config, pipeline, outbox, uploader)
     stop = threading.Event()
-    restore = _handle_signals(stop)
-    summaries: list[SourceSummary] = []
+    hangups: list[int] = []
+    restore = _handle_signals(stop, hangups)
     try:
+        observers.start()
         if uploader:
             uploader.start()
-        threads = []
-        for source in config.sources:
-            on_frame = on_frame_factory(source.id) if on_frame_factory else (lambda video, frame: None)
-            thread = threading.Thread(
-                target=lambda s=source, f=on_frame: summaries.append(_guarded(pipeline, s, stop, f)),
-                name=f"source:{source.id}",
-                daemon=True,
-            )
-            thread.start()
-            threads.append(thread)
-        inbox = Inbox(config.inbox, lambda source: pipeline.run_source(source, stop)) if config.inbox else None
-        if inbox:
-            threads.append(threading.Thread(target=inbox.run, args=(stop,), name="inbox", daemon=True))
-            threads[-1].start()
-        while any(t.is_alive() for t in threads):
-            for t in threads:
-                t.join(timeout=0.2)
+        reloader.start()
+        while supervisor.alive() and not stop.is_set():
+            if hangups:
+                hangups.clear()
+                jobs.put(lambda: _reload_local(reloader, config_path))
+            with contextlib.suppress(queue.Empty):
+                jobs.get(timeout=0.2)()
+            observers.tick()
     finally:
         stop.set()
         try:
+            observers.stop()
+            supervisor.stop_all()
             if uploader:
                 uploader.stop(config.uploader.drain_timeout_s)
             counts = outbox.counts()
             outbox.close()
         finally:
             restore()  # only now: a second SIGTERM during the drain must not kill the agent before its summary
-    order = {s.id: i for i, s in enumerate(config.sources)}
-    summaries.sort(key=lambda s: order[s.source_id])
-    if inbox:
-        summaries += inbox.summaries
+    order = {s.id: i for i, s in enumerate(reloader.config.sources)}
+    summaries = sorted(supervisor.finished, key=lambda s: order.get(s.source_id, len(order)))
     return RunResult(
         summaries, counts, str(outbox_dir), uploader.published if uploader else 0, time.monotonic() - started
     )
+
+
+def _reload_local(reloader: Reloader, config_path: Path | None) -> None:
+    if config_path is None:
+        log.warning("received SIGHUP: the built-in demo has no configuration file to reload; give -c FILE")
+    else:
+        reloader.reload_file(config_path)
 
 
 def _guarded(pipeline: Pipeline, source, stop: threading.Event, on_frame) -> SourceSummary:
@@ -94,40 +109,6 @@ def _guarded(pipeline: Pipeline, source, stop: threading.Event, on_frame) -> Sou
     except Exception as exc:  # a bug or an unforeseen error in one source must not take the agent down
         log.exception("%s: stopped by an unexpected error", source.id)
         return SourceSummary(source.id, error=f"unexpected {type(exc).__name__}: {exc}")
-
-
-def check_class_map(config: AgentConfig, detectors: Sequence[LoadedDetector] | tuple[str, ...]) -> None:
-    """Refuse at start-up a class map or a co-located rule that names classes no detector has.
-    `detectors` may be the class names of the one model of a `detector:` file."""
-    if isinstance(detectors, tuple) and all(isinstance(name, str) for name in detectors):
-        classes = [(config.detector_entries[0], "detector", tuple(detectors))]
-    else:
-        classes = [(d.entry, d.key, d.detector.class_names) for d in detectors]  # type: ignore[union-attr]
-    problems = [
-        f"{key}.class_map: {', '.join(map(repr, unknown))} not among the classes of {entry.model.name} "
-        f"({', '.join(names)}); map the model's own class names"
-        for entry, key, names in classes
-        if (unknown := sorted(set(entry.class_map) - set(names)))
-    ]
-    names_of = {entry.id: names for entry, _, names in classes}
-    problems += [
-        f"{key}.vetoes[{j}].classes: {', '.join(map(repr, unknown))} not among the classes of detector "
-        f"{veto.veto_with!r} ({', '.join(names_of[veto.veto_with])}); list its own class names"
-        for entry, key, _ in classes
-        for j, veto in enumerate(entry.vetoes)
-        if veto.veto_with in names_of and (unknown := sorted(set(veto.classes) - set(names_of[veto.veto_with])))
-    ]
-    known = {name for _, _, names in classes for name in names}
-    models = "; ".join(f"{entry.model.name} ({', '.join(names)})" for entry, _, names in classes)
-    for i, composite in enumerate(config.cases.colocated):
-        for part in ("objects", "people"):
-            if unknown := sorted(set(getattr(composite, part)) - known):
-                problems.append(
-                    f"cases.colocated[{i}].{part}: {', '.join(map(repr, unknown))} not among the classes of {models}; "
-                    "list the model's own class names (train one with them: models/README.md)"
-                )
-    if problems:
-        raise ConfigError("\n".join(problems))
 
 
 def _uploader(config: AgentConfig, outbox: Outbox, signer: Signer) -> MqttUploader | None:
@@ -146,8 +127,9 @@ def _uploader(config: AgentConfig, outbox: Outbox, signer: Signer) -> MqttUpload
     return MqttUploader(outbox, settings, topics, policy, public_key_pem=signer.public_pem)
 
 
-def _handle_signals(stop: threading.Event) -> Callable[[], None]:
-    """SIGTERM and SIGINT ask for a clean stop; returns a function that restores the old handlers."""
+def _handle_signals(stop: threading.Event, hangups: list[int]) -> Callable[[], None]:
+    """SIGTERM and SIGINT ask for a clean stop, SIGHUP for a reload (noted in `hangups`, which the main
+    loop reads: a handler takes no lock); returns a function that restores the old handlers."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
@@ -161,6 +143,7 @@ def _handle_signals(stop: threading.Event) -> Callable[[], None]:
         stop.set()
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda signum, _frame: hangups.append(signum))
     return lambda: [signal.signal(s, h) for s, h in previous.items()] and None
 
 

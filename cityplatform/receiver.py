@@ -3,8 +3,9 @@
 It subscribes to every agent's cases and evidence (through an MQTT 5 shared subscription, so that
 several receivers share the load), checks each case against the schema and the signature of the
 agent's ENROLLED key (cityplatform/keys.py), reassembles evidence chunks, checks each file against
-the sha256 its signed case lists, stores cases once per (id, revision) in SQLite and files in a
-folder, and acknowledges each stored case and file to the agent.
+the sha256 its signed case lists, stores cases once per (id, revision) in its store (SQLite on one
+box, PostgreSQL shared by several receivers: cityplatform/store.py) and files in a folder, and
+acknowledges each stored case and file to the agent.
 
 No message can stop it: anything it cannot use is answered `rejected` with the reason when the
 message names a valid case and revision, and otherwise logged and dropped (acknowledged at the MQTT
@@ -18,17 +19,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 import jsonschema
 import paho.mqtt.client as mqtt
 
 from cityplatform.config import ReceiverConfig
 from cityplatform.keys import AgentKeys
+from cityplatform.store import EvidenceFile, Store, Tx
+from cityplatform.store_sqlite import SqliteStore
 from protocol import CASE_SCHEMA
 from protocol.connection import Connection
 from protocol.files import write_atomic
@@ -40,29 +41,14 @@ log = logging.getLogger(__name__)
 MAX_CASE_BYTES = 1 << 20  # a case JSON is about 2 kB; a bigger one is not even parsed
 MAX_WAITING_BYTES = 256 << 20  # per agent: chunks of files whose case has not arrived
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS cases (case_id TEXT, revision INTEGER, agent_id TEXT, received_at REAL, json TEXT,
-    PRIMARY KEY (case_id, revision));
-CREATE TABLE IF NOT EXISTS chunks (agent_id TEXT, case_id TEXT, revision INTEGER, name TEXT, idx INTEGER,
-    data BLOB, PRIMARY KEY (agent_id, case_id, revision, name, idx));
-CREATE TABLE IF NOT EXISTS evidence (agent_id TEXT, case_id TEXT, revision INTEGER, name TEXT, sha256 TEXT,
-    bytes INTEGER, received_at REAL, PRIMARY KEY (agent_id, case_id, revision, name));
-CREATE TABLE IF NOT EXISTS waiting (agent_id TEXT, case_id TEXT, revision INTEGER, name TEXT, count INTEGER,
-    sha256 TEXT, bytes INTEGER, since REAL, PRIMARY KEY (agent_id, case_id, revision, name));
-"""
-_FILE_WHERE = "agent_id = ? AND case_id = ? AND revision = ? AND name = ?"
 
+def open_store(config: ReceiverConfig) -> Store:
+    """The PostgreSQL store when the configuration has a postgres section, else store_dir's SQLite file."""
+    if config.postgres is None:
+        return SqliteStore(config.store_dir / "platform.sqlite3")
+    from cityplatform.store_postgres import PostgresStore  # psycopg: only with the platform extra
 
-class _File(NamedTuple):
-    """One evidence file of one case revision, as its chunks describe it."""
-
-    agent_id: str
-    case_id: str
-    revision: int
-    name: str
-    count: int
-    sha256: str
-    size: int
+    return PostgresStore(config.postgres, config.platform)
 
 
 class Receiver:
@@ -73,13 +59,7 @@ class Receiver:
         self.prefix = config.mqtt.topic_prefix
         self.store = config.store_dir
         self.store.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            self.store / "platform.sqlite3", check_same_thread=False, timeout=30, isolation_level=None
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # chunks may be lost in a power cut: not yet acked
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+        self.db = open_store(config)
         self.keys = AgentKeys(config.trusted_keys_dir, config.trust_first_key)
         self._validator = jsonschema.Draft202012Validator(json.loads(CASE_SCHEMA.read_text()))
         self.stored = self.duplicates = self.rejected = self.dropped = 0
@@ -99,8 +79,7 @@ class Receiver:
         if self._sweeper.is_alive():
             self._sweeper.join(timeout=10)
         self.connection.stop()
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
     def _subscribe(self, client: mqtt.Client) -> None:
         share = f"$share/{self.config.share_group}/" if self.config.share_group else ""
@@ -163,14 +142,14 @@ class Receiver:
             return
         if problem := verify_record(record, key) or "":
             raise BadMessage(problem, case_id, revision)
-        with self._lock:
-            owner = self._db.execute("SELECT agent_id FROM cases WHERE case_id = ? LIMIT 1", (case_id,)).fetchone()
-            if owner and owner[0] != agent_id:
+        with self.db.transaction(f"case:{case_id}") as tx:
+            owner = tx.owner(case_id)
+            if owner and owner != agent_id:
                 raise BadMessage(f"case id {case_id} is already another agent's", case_id, revision)
-            inserted = self._store(
-                "INSERT OR IGNORE INTO cases VALUES (?, ?, ?, ?, ?)",
-                (case_id, revision, agent_id, time.time(), payload.decode()),
-            )
+            received_at = time.time()
+            inserted = tx.insert_case(case_id, revision, agent_id, received_at, payload.decode())
+            if inserted:
+                self.db.case_stored(tx, record, received_at)
         self.stored += bool(inserted)
         self.duplicates += not inserted
         if inserted:
@@ -189,15 +168,6 @@ class Receiver:
                 return f"evidence name {item['name']!r:.80} is not a plain file name like snapshot.jpg"
         return ""
 
-    def _listed(self, file: _File) -> dict[str, tuple[str, int]] | None:
-        """name -> (sha256, bytes) of the files the stored, signed case lists; None if it is not stored."""
-        row = self._db.execute(
-            "SELECT json FROM cases WHERE agent_id = ? AND case_id = ? AND revision = ?", file[:3]
-        ).fetchone()
-        if row is None:
-            return None
-        return {e["name"]: (e["sha256"], e["bytes"]) for e in json.loads(row[0])["evidence"]}
-
     # --- evidence ------------------------------------------------------------------------------------
 
     def _evidence(self, agent_id: str, rest: list[str], message: mqtt.MQTTMessage) -> None:
@@ -207,30 +177,20 @@ class Receiver:
         if self.keys.trusted(agent_id) is None:
             self.keys.note_unenrolled(agent_id)
             return
-        file = _File(
+        file = EvidenceFile(
             agent_id, chunk.case_id, chunk.revision, chunk.name, chunk.count, chunk.file_sha256, chunk.file_bytes
         )
-        with self._lock:
-            listed = self._listed(file)
+        with self.db.direct() as tx:  # chunks may be lost in a power cut: they are not acknowledged yet
+            listed = tx.listed(*file[:3])
             if listed is not None and (problem := _mismatch(file, listed)):
                 raise BadMessage(problem, *_ref(chunk))
-            if listed is None and self._waiting_bytes(agent_id) + len(chunk.data) > MAX_WAITING_BYTES:
+            if listed is None and tx.waiting_bytes(agent_id) + len(chunk.data) > MAX_WAITING_BYTES:
                 raise BadMessage(f"over {MAX_WAITING_BYTES} bytes of evidence wait for cases never sent", *_ref(chunk))
-            self._db.execute(
-                "INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?, ?)", (*file[:4], chunk.index, chunk.data)
-            )
-            have = self._db.execute(f"SELECT COUNT(*) FROM chunks WHERE {_FILE_WHERE}", file[:4]).fetchone()[0]
+            have = tx.add_chunk(file, chunk.index, chunk.data)
         if have >= chunk.count:
             self._finish(file)
 
-    def _waiting_bytes(self, agent_id: str) -> int:
-        return self._db.execute(
-            "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM chunks c WHERE agent_id = ? AND NOT EXISTS (SELECT 1 FROM "
-            "cases k WHERE k.case_id = c.case_id AND k.revision = c.revision AND k.agent_id = c.agent_id)",
-            (agent_id,),
-        ).fetchone()[0]
-
-    def _finish(self, file: _File, give_up: bool = False) -> None:
+    def _finish(self, file: EvidenceFile, give_up: bool = False) -> None:
         """Assemble a complete file and answer the agent, or keep it waiting for its case."""
         status, reason = self._assemble(file, give_up)
         if status == "rejected":
@@ -240,44 +200,29 @@ class Receiver:
 
     def _settle(self, agent_id: str, case_id: str, revision: int) -> None:
         """The case is here: finish the files that were waiting for it."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT name, count, sha256, bytes FROM waiting WHERE agent_id = ? AND case_id = ? AND revision = ?",
-                (agent_id, case_id, revision),
-            ).fetchall()
-        for row in rows:
-            self._finish(_File(agent_id, case_id, revision, *row))
+        with self.db.direct() as tx:
+            files = tx.waiting_for(agent_id, case_id, revision)
+        for file in files:
+            self._finish(file)
 
     def _sweep_loop(self) -> None:
         while not self._stop.wait(min(5.0, self.config.case_wait_s / 2)):
             try:
                 cutoff = time.time() - self.config.case_wait_s
-                with self._lock:
-                    rows = self._db.execute(
-                        "SELECT agent_id, case_id, revision, name, count, sha256, bytes FROM waiting WHERE since < ?",
-                        (cutoff,),
-                    ).fetchall()
-                for row in rows:
-                    self._finish(_File(*row), give_up=True)
+                with self.db.direct() as tx:
+                    files = tx.waiting_since(cutoff)
+                for file in files:
+                    self._finish(file, give_up=True)
             except Exception:
                 log.exception("the check for evidence whose case never came failed; trying again")
 
-    def _assemble(self, file: _File, give_up: bool) -> tuple[str, str]:
+    def _assemble(self, file: EvidenceFile, give_up: bool) -> tuple[str, str]:
         """(status, reason) once the file is settled; ('waiting' or '', '') while it is not.
 
-        The whole check-join-store runs in one IMMEDIATE transaction, so that receivers sharing a
-        store (a shared subscription spreads one file's chunks over several of them) store it once."""
-        with self._lock:
-            self._db.execute("PRAGMA synchronous=FULL")  # stored means on disk before the ack goes out
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                status, reason = self._assemble_locked(file, give_up)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            finally:
-                self._db.execute("PRAGMA synchronous=NORMAL")
+        The whole check-join-store runs in one transaction locked on the file, so that receivers sharing
+        a store (a shared subscription spreads one file's chunks over several of them) store it once."""
+        with self.db.transaction(f"file:{file.agent_id}/{file.case_id}/{file.revision}/{file.name}") as tx:
+            status, reason = self._assemble_locked(tx, file, give_up)
         if status == "stored":
             log.info("%s: evidence %s of case %s stored (%d bytes)", file.agent_id, file.name, file.case_id, file.size)
         elif status == "waiting":
@@ -290,14 +235,13 @@ class Receiver:
             )
         return status, reason
 
-    def _assemble_locked(self, file: _File, give_up: bool) -> tuple[str, str]:
-        key = file[:4]
-        if self._db.execute(f"SELECT 1 FROM evidence WHERE {_FILE_WHERE}", key).fetchone():
-            self._drop_chunks(key)
+    def _assemble_locked(self, tx: Tx, file: EvidenceFile, give_up: bool) -> tuple[str, str]:
+        if tx.evidence_stored(file):
+            tx.drop_chunks(file)
             return "duplicate", ""
-        listed = self._listed(file)
+        listed = tx.listed(*file[:3])
         if listed is None and not give_up:
-            self._db.execute("INSERT OR IGNORE INTO waiting VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*file, time.time()))
+            tx.wait_for_case(file, time.time())
             return "waiting", ""
         problem = (
             _mismatch(file, listed)
@@ -305,12 +249,12 @@ class Receiver:
             else f"its case r{file.revision} did not arrive within {self.config.case_wait_s:g} s: send the case first"
         )
         if problem:
-            self._drop_chunks(key)
+            tx.drop_chunks(file)
             return "rejected", problem
-        rows = self._db.execute(f"SELECT data FROM chunks WHERE {_FILE_WHERE} ORDER BY idx", key).fetchall()
-        if len(rows) < file.count:
+        chunks = tx.chunks(file)
+        if len(chunks) < file.count:
             return "", ""  # another receiver is assembling it
-        data = b"".join(row[0] for row in rows)
+        data = b"".join(chunks)
         if hashlib.sha256(data).hexdigest() != file.sha256 or len(data) != file.size:
             log.error(
                 "%s: evidence %s of case %s does not match its sha256; waiting for it again",
@@ -318,35 +262,21 @@ class Receiver:
                 file.name,
                 file.case_id,
             )
-            self._drop_chunks(key)
+            tx.drop_chunks(file)
             return "", ""
         target = self._folder(file)
         target.mkdir(parents=True, exist_ok=True)
         write_atomic(target / file.name, data)
-        self._db.execute(
-            "INSERT INTO evidence VALUES (?, ?, ?, ?, ?, ?, ?)", (*key, file.sha256, file.size, time.time())
-        )
-        self._drop_chunks(key)
+        tx.add_evidence(file, time.time())
+        tx.drop_chunks(file)
         return "stored", ""
 
-    def _folder(self, file: _File) -> Path:
+    def _folder(self, file: EvidenceFile) -> Path:
         """store/cases/<agent>/<case>/r<n>: each part already matched a strict pattern; checked again here."""
         target = self.store / "cases" / file.agent_id / file.case_id / f"r{file.revision}"
         if not target.resolve().is_relative_to(self.store.resolve()) or not 1 <= file.revision <= MAX_REVISION:
             raise ValueError(f"refusing to write outside {self.store}: {target}")
         return target
-
-    def _drop_chunks(self, key: tuple) -> None:
-        self._db.execute(f"DELETE FROM chunks WHERE {_FILE_WHERE}", key)
-        self._db.execute(f"DELETE FROM waiting WHERE {_FILE_WHERE}", key)
-
-    def _store(self, sql: str, params: tuple) -> int:
-        """A write that must reach the disk before the acknowledgement goes out (caller holds the lock)."""
-        self._db.execute("PRAGMA synchronous=FULL")
-        try:
-            return self._db.execute(sql, params).rowcount
-        finally:
-            self._db.execute("PRAGMA synchronous=NORMAL")
 
     def _ack(self, agent_id: str, ack: bytes) -> None:
         self.connection.client.publish(Topics(self.prefix, agent_id).ack, ack, qos=1)
@@ -355,19 +285,15 @@ class Receiver:
         """The files a stored case revision lists that have arrived, by name, each found by sha256 in
         whichever revision of the case brought it: an agent sends unchanged bytes once per case."""
         found: dict[str, Path] = {}
-        with self._lock:
-            for name, (sha256, _size) in (self._listed(_File(agent_id, case_id, revision, "", 0, "", 0)) or {}).items():
-                held = self._db.execute(
-                    "SELECT revision, name FROM evidence WHERE agent_id = ? AND case_id = ? AND sha256 = ?",
-                    (agent_id, case_id, sha256),
-                ).fetchone()
-                if held:
+        with self.db.direct() as tx:
+            for name, (sha256, _size) in (tx.listed(agent_id, case_id, revision) or {}).items():
+                if held := tx.held(agent_id, case_id, sha256):
                     found[name] = self.store / "cases" / agent_id / case_id / f"r{held[0]}" / held[1]
         return found
 
     def case_ids(self) -> list[tuple[str, int]]:
-        with self._lock:
-            return self._db.execute("SELECT case_id, revision FROM cases ORDER BY received_at").fetchall()
+        with self.db.direct() as tx:
+            return tx.case_ids()
 
 
 def _case_record(payload: bytes) -> dict:
@@ -385,7 +311,7 @@ def _case_record(payload: bytes) -> dict:
     return record
 
 
-def _mismatch(file: _File, listed: dict[str, tuple[str, int]]) -> str:
+def _mismatch(file: EvidenceFile, listed: dict[str, tuple[str, int]]) -> str:
     """What is wrong with a file against its signed case, or ''."""
     if file.name not in listed:
         return f"{file.name} is not in the evidence of case {file.case_id} r{file.revision}"

@@ -1,5 +1,6 @@
-"""Detection metrics: precision, recall, AP at IoU thresholds (COCO-style 101-point interpolation) and
-a confusion matrix at an operating threshold. Pure numpy, so that evaluation runs on the box's own
+"""Detection metrics: precision, recall, AP at IoU thresholds (COCO-style 101-point interpolation), a
+confusion matrix at operating thresholds (one score, or one per class) and the lowest threshold that
+reaches a precision (calibration). Pure numpy, so that evaluation runs on the box's own
 inference path and not through a training framework.
 """
 
@@ -40,7 +41,8 @@ class Evaluation:
     """Accumulates predictions and ground truth image by image; `results()` computes the metrics."""
 
     class_names: tuple[str, ...]
-    operating_conf: float = 0.30
+    operating_conf: float = 0.30  # for classes not in `class_conf`
+    class_conf: dict[str, float] = field(default_factory=dict)  # per-class operating thresholds
     _scores: list[list[float]] = field(default_factory=list)
     _hits: list[list[np.ndarray]] = field(default_factory=list)  # per class: (10,) bool per prediction
     _instances: np.ndarray = field(init=False)
@@ -72,7 +74,7 @@ class Evaluation:
 
     def _confuse(self, pred_xyxy, pred_conf, pred_cls, true_xyxy, true_cls) -> None:
         background = len(self.class_names)
-        keep = pred_conf >= self.operating_conf
+        keep = pred_conf >= self.floors()[pred_cls]
         pred_xyxy, pred_cls = pred_xyxy[keep], pred_cls[keep]
         iou = box_iou(pred_xyxy, true_xyxy)
         matched_pred, matched_true = set(), set()
@@ -87,8 +89,20 @@ class Evaluation:
         for ti in set(range(len(true_cls))) - matched_true:
             self.confusion[background, true_cls[ti]] += 1
 
+    def floors(self) -> np.ndarray:
+        """The operating threshold of each class id."""
+        return np.array([self.class_conf.get(n, self.operating_conf) for n in self.class_names], np.float32)
+
+    def curve(self, c: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Class `c`'s predictions best first: (scores, true positive at IoU 0.5 per prediction, instances)."""
+        scores = np.array(self._scores[c], np.float64)
+        hits = np.array(self._hits[c]).reshape(-1, len(IOU_THRESHOLDS))
+        order = np.argsort(-scores, kind="stable")
+        return scores[order], hits[order, 0], int(self._instances[c])
+
     def results(self) -> list[ClassResult]:
         out = []
+        floors = self.floors()
         for c, name in enumerate(self.class_names):
             scores = np.array(self._scores[c])
             hits = np.array(self._hits[c]).reshape(-1, len(IOU_THRESHOLDS))
@@ -96,12 +110,27 @@ class Evaluation:
             scores, hits = scores[order], hits[order]
             n = self._instances[c]
             aps = [_average_precision(hits[:, k], n) for k in range(len(IOU_THRESHOLDS))]
-            at_conf = scores >= self.operating_conf
-            tp = int(hits[at_conf, 0].sum())
-            precision = tp / max(int(at_conf.sum()), 1)
-            recall = tp / n if n else 0.0
+            precision, recall = precision_recall_at(scores, hits[:, 0], int(n), float(floors[c]))
             out.append(ClassResult(name, int(n), aps[0], float(np.mean(aps)), precision, recall))
         return out
+
+
+def precision_recall_at(scores: np.ndarray, tp: np.ndarray, instances: int, threshold: float) -> tuple[float, float]:
+    """Precision and recall of the predictions scoring at least `threshold` (precision 0 with none)."""
+    kept = scores >= threshold
+    hits = int(tp[kept].sum())
+    return hits / max(int(kept.sum()), 1), (hits / instances if instances else 0.0)
+
+
+def threshold_for_precision(scores: np.ndarray, tp: np.ndarray, target: float) -> float | None:
+    """The lowest score at which the predictions scoring at least it reach `target` precision (so the
+    most recall that precision allows), or None where no threshold does. `scores` sorted best first."""
+    if not len(scores):
+        return None
+    precision = np.cumsum(tp) / np.arange(1, len(tp) + 1)
+    last_of_score = np.append(scores[1:] != scores[:-1], True)  # a threshold keeps all boxes of equal score
+    ok = np.nonzero((precision >= target) & last_of_score)[0]
+    return float(scores[ok[-1]]) if len(ok) else None
 
 
 def _match(pred_xyxy: np.ndarray, pred_conf: np.ndarray, true_xyxy: np.ndarray) -> list[np.ndarray]:

@@ -1,7 +1,8 @@
 """YOLO (ultralytics v8/11 export) inference on onnxruntime: letterbox, run, decode, NMS.
 
 The box has no torch: this is the only inference path in the runtime install. Class names and
-the input size come from the metadata that ultralytics writes into the ONNX file.
+the input size come from the metadata that ultralytics writes into the ONNX file; per-class operating
+thresholds from the metadata that `edge-agent calibrate` writes (detectors.thresholds).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import ast
 import hashlib
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
@@ -17,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from detectors import Detections, ModelError
+from detectors.thresholds import checked_thresholds, class_floors, describe, read_model_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +35,13 @@ class OnnxYoloDetector:
         min_score: float = 0.25,
         iou: float = 0.5,
         threads: int = 1,
+        thresholds: Mapping[str, float] | None = None,
+        model_thresholds: bool = True,
         session: ort.InferenceSession | None = None,
     ) -> None:
+        """`thresholds` override the model's own per class ({class name: score}; ValueError for a class it
+        lacks); `model_thresholds=False` ignores the model's (evaluation needs every box); `session`: one
+        already opened on `model_path` (load_detector opens it to tell the export's layout)."""
         self.session = session or open_session(model_path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.class_names = _class_names(model_path, meta)
@@ -50,17 +58,22 @@ class OnnxYoloDetector:
         self.input_name = self.session.get_inputs()[0].name
         self.min_score = min_score
         self.iou = iou
+        self.stored_thresholds = read_model_thresholds(model_path, meta, self.class_names)  # the metadata's
+        stored = self.stored_thresholds if model_thresholds else {}
+        self.thresholds = stored | checked_thresholds(thresholds or {}, self.class_names)  # the ones in use
+        self._floors = class_floors(self.class_names, min_score, self.thresholds)
         self.name = model_path.stem
         self.version = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
         self.stage_s = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}  # summed, for benchmarks
         log.info(
-            "model %s (%s): %d classes, input %dx%d, providers %s",
+            "model %s (%s): %d classes, input %dx%d, providers %s, thresholds %s",
             self.name,
             self.version,
             len(self.class_names),
             self.input_hw[1],
             self.input_hw[0],
             self.session.get_providers(),
+            describe(self.class_names, min_score, self.thresholds),
         )
 
     def detect(self, image: np.ndarray) -> Detections:
@@ -81,7 +94,7 @@ class OnnxYoloDetector:
         scores_all = raw[4:]
         class_id = scores_all.argmax(axis=0)
         confidence = scores_all[class_id, np.arange(scores_all.shape[1])]
-        keep = confidence >= self.min_score
+        keep = confidence >= self._floors[class_id]
         if not keep.any():
             return Detections.empty(self.class_names)
         cx, cy, w, h = raw[:4, keep]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
@@ -21,6 +22,7 @@ import onnxruntime as ort
 from detectors import Detections, ModelError
 from detectors.onnx_yolo import _class_names as class_names_from_metadata
 from detectors.onnx_yolo import nms_per_class, open_session
+from detectors.thresholds import checked_thresholds, class_floors, describe, read_model_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +72,19 @@ class OnnxYoloxDetector:
         min_score: float = 0.25,
         iou: float = 0.5,
         threads: int = 1,
+        thresholds: Mapping[str, float] | None = None,
+        model_thresholds: bool = True,
         session: ort.InferenceSession | None = None,
     ) -> None:
+        """The arguments of OnnxYoloDetector: per-class `thresholds` override the model's own (metadata)."""
         self.session = session or open_session(model_path, threads)
         if not is_yolox_output(self.session):
             shapes = (self.session.get_inputs()[0].shape, self.session.get_outputs()[0].shape)
             raise ModelError(f"{model_path}: input and output shapes {shapes} are not a YOLOX export")
         shape = self.session.get_inputs()[0].shape
         self.input_hw = (int(shape[2]), int(shape[3]))
-        self.class_names = yolox_class_names(model_path, self.session.get_modelmeta().custom_metadata_map)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.class_names = yolox_class_names(model_path, meta)
         out_width = self.session.get_outputs()[0].shape[2]
         if out_width != 5 + len(self.class_names):
             raise ModelError(
@@ -89,17 +95,22 @@ class OnnxYoloxDetector:
         self.input_name = self.session.get_inputs()[0].name
         self.min_score = min_score
         self.iou = iou
+        self.stored_thresholds = read_model_thresholds(model_path, meta, self.class_names)
+        stored = self.stored_thresholds if model_thresholds else {}
+        self.thresholds = stored | checked_thresholds(thresholds or {}, self.class_names)
+        self._floors = class_floors(self.class_names, min_score, self.thresholds)
         self.name = model_path.stem
         self.version = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
         self.stage_s = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}  # summed, for benchmarks
         log.info(
-            "model %s (%s, YOLOX): %d classes, input %dx%d, providers %s",
+            "model %s (%s, YOLOX): %d classes, input %dx%d, providers %s, thresholds %s",
             self.name,
             self.version,
             len(self.class_names),
             self.input_hw[1],
             self.input_hw[0],
             self.session.get_providers(),
+            describe(self.class_names, min_score, self.thresholds),
         )
 
     def detect(self, image: np.ndarray) -> Detections:
@@ -120,7 +131,7 @@ class OnnxYoloxDetector:
         scores = raw[:, 4:5] * raw[:, 5:]
         class_id = scores.argmax(axis=1)
         confidence = scores[np.arange(len(scores)), class_id]
-        keep = confidence >= self.min_score
+        keep = confidence >= self._floors[class_id]
         if not keep.any():
             return Detections.empty(self.class_names)
         stride = self.strides[keep, None]

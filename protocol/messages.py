@@ -8,7 +8,10 @@ Topics, with `{p}` the prefix and `{a}` the agent id:
   {p}/{a}/evidence-status                JSON: evidence deliberately kept on the box (budget, quota)
   {p}/{a}/key                            the agent's Ed25519 public key (PEM), retained
   {p}/{a}/status                         "online" / "offline", retained; "offline" is the last will
+  {p}/{a}/sources/{source_id}/status     JSON: one source's state (live, stalled, ...), retained, QoS 1
+  {p}/{a}/stats                          JSON: a small periodic heartbeat of counters, retained, QoS 1
   {p}/{a}/ack                            JSON from the platform: a case or file stored (or rejected)
+  {p}/{a}/updates/...                    signed configuration and model updates: see protocol/updates.py
 Chunks are numbered, so a transfer broken by a bad link resumes from the last chunk the broker
 acknowledged instead of starting again; the platform acknowledges a file only once it has every
 chunk and the whole file's sha256 matches. A file is sent once per case: a revision listing a
@@ -93,6 +96,31 @@ class Topics:
 
     def evidence(self, case_id: str, name: str) -> str:
         return self._t("evidence", case_id, name)
+
+    @property
+    def updates_manifest(self) -> str:
+        return self._t("updates", "manifest")
+
+    def updates_chunk(self, update_id: str) -> str:
+        return self._t("updates", "chunks", update_id)
+
+    @property
+    def updates_chunks(self) -> str:
+        """The subscription filter for every update's chunks."""
+        return self._t("updates", "chunks", "+")
+
+    @property
+    def updates_ack(self) -> str:
+        return self._t("updates", "ack")
+    def source_status(self, source_id: str) -> str:
+        """Retained latest state of one source; the id is a config id (no '/', '+' or '#')."""
+        if not AGENT_ID.fullmatch(source_id):
+            raise ValueError(f"source id {source_id!r} cannot be part of a topic")
+        return self._t("sources", source_id, "status")
+
+    @property
+    def stats(self) -> str:
+        return self._t("stats")
 
 
 def agent_of(topic: str, prefix: str) -> str:

@@ -69,8 +69,10 @@ def key_id(public_pem: bytes) -> str:
     return hashlib.sha256(public_pem).hexdigest()[:16]
 
 
-def verify_record(record: dict[str, Any], public_pem: bytes) -> str | None:
-    """None when the signature holds, else what is wrong."""
+def verify_record(
+    record: dict[str, Any], public_pem: bytes, what: str = "the case JSON (the case was altered)"
+) -> str | None:
+    """None when the signature holds, else what is wrong (`what` names the record in that answer)."""
     signature = record.get("signature")
     if not isinstance(signature, dict) or signature.get("alg") != "Ed25519":
         return "no Ed25519 signature"
@@ -83,5 +85,5 @@ def verify_record(record: dict[str, Any], public_pem: bytes) -> str | None:
     try:
         public.verify(base64.b64decode(signature.get("value", "")), canonical_json(body))
     except (InvalidSignature, ValueError):
-        return "signature does not match the case JSON (the case was altered)"
+        return f"signature does not match {what}"
     return None

@@ -6,7 +6,7 @@ folder; ../shared is read-only). A garbage box is true when it matches a label o
 Printed per class and veto setting: boxes removed, false boxes removed, true boxes lost, recall before
 and after. Both models run once per image; the settings are applied to the cached boxes.
 
-    .venv/bin/python scripts/measure_vetoes.py [--step 3] [--general-score 0.3]   # models/general-yolox-nano.md
+    .venv/bin/python scripts/measure_vetoes.py [--step 3] [--general-score 0.3] [--classes car,person]
 """
 
 from __future__ import annotations
@@ -70,10 +70,12 @@ def vtest(step: int) -> list[np.ndarray]:
         index += 1
 
 
-def report(title: str, runs: list[tuple[Detections, Detections, np.ndarray]], labels: list[int] | None) -> None:
+def report(
+    title: str, runs: list[tuple[Detections, Detections, np.ndarray]], labels: list[int] | None, classes: list[str]
+) -> None:
     """One row per veto setting; `labels` is the number of labelled boxes per class (None: no labels)."""
     names = runs[0][0].class_names
-    print(f"\n{title}: {len(runs)} images, classes vetoing: {', '.join(VETO_CLASSES)}")
+    print(f"\n{title}: {len(runs)} images, classes vetoing: {', '.join(classes)}")
     recall = ", recall before->after" if labels else ""
     print(f"coverage iou | class: boxes, false removed/false, true lost/true{recall}")
     for min_coverage, min_iou in SETTINGS:
@@ -82,7 +84,7 @@ def report(title: str, runs: list[tuple[Detections, Detections, np.ndarray]], la
             false = true = false_gone = true_gone = 0
             for garbage, general, is_true in runs:
                 mine = garbage.class_id == cls
-                gone = vetoed(garbage, general, VETO_CLASSES, min_coverage, min_iou)
+                gone = vetoed(garbage, general, classes, min_coverage, min_iou)
                 true += int((mine & is_true).sum())
                 false += int((mine & ~is_true).sum())
                 true_gone += int((mine & is_true & gone).sum())
@@ -99,7 +101,9 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=3, help="every Nth vtest.avi frame")
     parser.add_argument("--score", type=float, default=0.30, help="the garbage model's score threshold")
     parser.add_argument("--general-score", type=float, default=0.30, help="the general model's score threshold")
+    parser.add_argument("--classes", default=",".join(VETO_CLASSES), help="general-model classes that veto")
     args = parser.parse_args()
+    classes = args.classes.split(",")
     garbage = load_detector(builtin("garbage"), args.score, 0.5)
     general = load_detector(builtin("general"), args.general_score, 0.5)
     photos = held_out()
@@ -108,12 +112,12 @@ def main() -> None:
     for image, labelled in photos:
         found = garbage.detect(image)
         runs.append((found, general.detect(image), true_boxes(found, labelled)))
-    report("held-out garbage photos", runs, labels)
+    report("held-out garbage photos", runs, labels, classes)
     runs = []
     for frame in vtest(args.step):
         found = garbage.detect(frame)
         runs.append((found, general.detect(frame), np.zeros(len(found), bool)))
-    report(f"vtest.avi every {args.step} frames", runs, None)
+    report(f"vtest.avi every {args.step} frames", runs, None, classes)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -57,6 +58,8 @@ class MqttUploader:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._deferred_notified: set[tuple[str, int, str]] = set()
+        self._routes: list[tuple[str, Callable[[mqtt.MQTTMessage], None]]] = []
+        self.on_connect_hooks: list[Callable[[mqtt.Client], None]] = []  # run on every (re)connection
         self.connection = Connection(
             settings,
             will=(topics.status, b"offline"),
@@ -77,6 +80,11 @@ class MqttUploader:
         self.connection.start()
         self._thread.start()
 
+    def route(self, topic_filter: str, handler: Callable[[mqtt.MQTTMessage], None]) -> None:
+        """Subscribe `topic_filter` on this connection (call before start) and hand its messages to `handler`
+        on the network thread: the platform's other messages to the box (updates) share the one link."""
+        self._routes.append((topic_filter, handler))
+
     def notify(self) -> None:
         """Tell the sender that a new case is waiting."""
         self._wake.set()
@@ -96,13 +104,23 @@ class MqttUploader:
 
     def _on_connected(self, client: mqtt.Client) -> None:
         client.subscribe(self.topics.ack, qos=1)
+        for topic_filter, _handler in self._routes:
+            client.subscribe(topic_filter, qos=1)
         client.publish(self.topics.status, b"online", qos=1, retain=True)
         if self.public_key_pem:
             client.publish(self.topics.key, self.public_key_pem, qos=1, retain=True)
+        for hook in self.on_connect_hooks:
+            hook(client)
         self._wake.set()
 
     def _on_message(self, message: mqtt.MQTTMessage) -> None:
         if message.topic != self.topics.ack:
+            for topic_filter, handler in self._routes:
+                if mqtt.topic_matches_sub(topic_filter, message.topic):
+                    try:
+                        handler(message)
+                    except Exception:  # a bad message must not stop the network thread that carries the cases
+                        log.exception("uploader: the handler of %s failed", message.topic)
             return
         try:
             ack = json.loads(message.payload)

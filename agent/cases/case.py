@@ -9,7 +9,7 @@ from typing import Any
 
 from agent.geo.earth import Location
 
-SCHEMA_VERSION = "1.1"  # 1.1: optional `explanation`
+SCHEMA_VERSION = "1.2"  # 1.1: optional `explanation`; 1.2: optional `privacy`
 _CASE_NAMESPACE = uuid.UUID("5d1f0c36-1f3e-4d0a-9c1e-6a6b2f7e9a10")
 
 
@@ -43,9 +43,10 @@ class Case:
     evidence: tuple[EvidenceFile, ...] = field(default=())
     grid: dict[str, str | None] | None = None
     explanation: dict[str, Any] = field(default_factory=dict)  # why: tracks, presence, co-located members
+    privacy: dict[str, Any] | None = None  # what was masked in the evidence (`privacy` config); None: nothing asked
 
     def to_record(self) -> dict[str, Any]:
-        """The JSON record, before signing; `explanation` only when a rule gave one."""
+        """The JSON record, before signing; `explanation` only when a rule gave one, `privacy` when masking is on."""
         record = {
             "id": self.id,
             "revision": self.revision,
@@ -64,6 +65,8 @@ class Case:
         }
         if self.explanation:
             record["explanation"] = dict(self.explanation)
+        if self.privacy is not None:
+            record["privacy"] = dict(self.privacy)
         return record
 
 

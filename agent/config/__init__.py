@@ -2,6 +2,7 @@
 `${VAR}`, `builtin:` names from `resources`, relative paths, errors that name the key)."""
 
 from agent.config.loading import ConfigError
+from agent.config.privacy import PrivacyConfig
 from agent.config.rules import CasesConfig, CaseType, ColocatedConfig, RuleConfig
 from agent.config.schema import (
     AgentConfig,
@@ -31,6 +32,7 @@ __all__ = [
     "GridConfig",
     "InboxConfig",
     "MqttConfig",
+    "PrivacyConfig",
     "ReferencePoint",
     "RuleConfig",
     "SourceConfig",

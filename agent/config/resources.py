@@ -25,6 +25,7 @@ _BUILTINS = {
     "vendors-aerial": _ROOT / "models" / "vendors-aerial-yolov8n-int8.onnx",  # drone imagery, 640x640 tiles
     "vendors-aerial-fp32": _ROOT / "models" / "vendors-aerial-yolov8n.onnx",
     "general": _ROOT / "models" / "general-yolox-nano.onnx",  # YOLOX-Nano, COCO-80 (Apache-2.0; card)
+    "face": _ROOT / "models" / "face-centerface.onnx",  # CenterFace (MIT): faces to mask in evidence (card)
     "sample-grid": _ROOT / "configs" / "example-grid.geojson",  # made-up grid cells around the sample's track
 }
 

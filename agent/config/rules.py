@@ -203,6 +203,26 @@ class ColocatedConfig(_Strict):
         return self
 
 
+class OverflowConfig(_Strict):
+    """Which boxes raise an overflowing bin (agent.cases.overflow; measured in docs/overflow.md)."""
+
+    evidence: Literal["model", "garbage_at_bin", "either"] = Field(
+        default="model",
+        description="model: the model's overflow boxes (best measured, docs/overflow.md); "
+        "garbage_at_bin: a garbage box at a bin's top or foot; either: both",
+    )
+    case_type: CaseType = Field(default="overflowing_bin", description="the case type the evidence raises")
+    garbage: list[str] = Field(default=["garbage"], min_length=1, description="model classes that are garbage")
+    bins: list[str] = Field(default=["garbage_bin", "overflow"], min_length=1, description="model classes of bins")
+    band: float = Field(
+        default=0.25, ge=0, le=2, description="top and foot bands: this times the bin's height (and width aside)"
+    )
+    min_score: float = Field(default=0.30, ge=0, le=1, description="composed boxes scoring less are dropped")
+    same_iou: float = Field(
+        default=0.5, gt=0, le=1, description="either: a composed box overlapping a model box more is the same bin"
+    )
+
+
 class CaseCode(_Strict):
     standard: str
     code: str
@@ -240,6 +260,9 @@ class CasesConfig(_Strict):
     )
     colocated: list[ColocatedConfig] = Field(
         default_factory=list, description="case types raised by groups of co-located boxes (agent.cases.colocated)"
+    )
+    overflow: OverflowConfig = Field(
+        default_factory=OverflowConfig, description="which evidence raises an overflowing bin (agent.cases.overflow)"
     )
 
     @field_validator("timezone")

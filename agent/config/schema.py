@@ -14,6 +14,8 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from agent.config import resources
 from agent.config.loading import ConfigError, parse_model, read_config_text
+from agent.config.observe import MetricsConfig
+from agent.config.privacy import PrivacyConfig
 from agent.config.rules import CasesConfig, CaseType, RuleConfig
 from agent.config.sources import (  # noqa: F401 - re-exported: the configuration's public names
     _ID,
@@ -27,6 +29,7 @@ from agent.config.sources import (  # noqa: F401 - re-exported: the configuratio
     _Strict,
     source_id_for,
 )
+from agent.config.updates import UpdatesConfig
 from agent.geo.grid import DEFAULT_FIELDS, GridIndex
 from detectors.vetoes import MIN_COVERAGE, MIN_IOU, VETO_CLASSES
 from protocol.broker import MqttConfig
@@ -61,7 +64,14 @@ class DetectorConfig(_Strict):
     """The model and how its classes become case types."""
 
     model: Path = Field(description="an ONNX detection model from `edge-agent export` (or .pt with the train extra)")
-    min_score: float = Field(default=0.30, ge=0.01, le=1, description="boxes below this score are dropped")
+    min_score: float = Field(
+        default=0.30, ge=0.01, le=1, description="boxes below this score are dropped (classes without a threshold)"
+    )
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="class name -> operating score, over the model's own (from `edge-agent calibrate`); "
+        "classes in neither use min_score",
+    )
     iou: float = Field(default=0.5, gt=0, le=1, description="overlap above which NMS keeps only the best box")
     threads: int = Field(default=1, ge=1, le=64, description="onnxruntime threads per inference")
     class_map: dict[str, CaseType] = Field(
@@ -75,6 +85,14 @@ class DetectorConfig(_Strict):
     def _model_exists(cls, value: Path) -> Path:
         if not value.is_file():
             raise ValueError("model file not found; use builtin:garbage or a file made by `edge-agent export`")
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _scores_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {name: score for name, score in value.items() if not 0 < score <= 1}
+        if bad:
+            raise ValueError(f"scores must be in (0, 1], got {bad}")
         return value
 
     @model_validator(mode="after")
@@ -158,6 +176,9 @@ class UploaderConfig(_Strict):
     ack_timeout_s: float = Field(default=300.0, gt=0, description="send again what the platform has not acknowledged")
     disk_quota_mb: float = Field(default=2000.0, gt=0, description="over it, the oldest clips are evicted")
     disk_hard_limit_mb: float = Field(default=4000.0, gt=0, description="over it, the oldest cases are dropped")
+    stats_interval_s: float = Field(
+        default=300.0, ge=10, le=86400, description="seconds between {prefix}/{agent}/stats heartbeats (4G: long)"
+    )
 
 
 class GridFields(_Strict):
@@ -201,12 +222,21 @@ class AgentConfig(_Strict):
     cases: CasesConfig = Field(default_factory=CasesConfig)
     grid: GridConfig | None = Field(default=None, description="grid layer: sets `grid` on cases with a position")
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="masks in evidence that leaves the box")
     uploader: UploaderConfig = Field(default_factory=UploaderConfig)
+    updates: UpdatesConfig = Field(default_factory=UpdatesConfig, description="signed remote updates over MQTT")
+    metrics: MetricsConfig | None = Field(default=None, description="Prometheus and health endpoint; off if absent")
 
     @model_validator(mode="after")
     def _something_to_watch(self) -> AgentConfig:
         if not self.sources and self.inbox is None:
             raise ValueError("give at least one entry under sources, or an inbox folder")
+        return self
+
+    @model_validator(mode="after")
+    def _updates_need_mqtt(self) -> AgentConfig:
+        if self.updates.enabled and self.uploader.mqtt is None:
+            raise ValueError("updates.enabled needs uploader.mqtt: updates come from the platform's broker")
         return self
 
     @model_validator(mode="after")

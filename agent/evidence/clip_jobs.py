@@ -25,7 +25,9 @@ import av
 
 from agent.cases.case import Case, EvidenceFile
 from agent.config import EvidenceConfig, SourceConfig
+from agent.evidence.clip_masking import masked_clip
 from agent.evidence.clips import Clip, ClipError, cut_from_file, cut_from_ring
+from agent.evidence.privacy import Privacy
 from streams.packets import PacketRing
 from streams.video import VideoSource, is_live
 
@@ -53,10 +55,13 @@ class _Pending:
 class ClipJobs:
     """The clips one source still owes its cases; used by that source's thread only."""
 
-    def __init__(self, config: EvidenceConfig, source: SourceConfig, video: VideoSource) -> None:
+    def __init__(
+        self, config: EvidenceConfig, source: SourceConfig, video: VideoSource, privacy: Privacy | None = None
+    ) -> None:
         self.config = config
         self.source = source
         self.video = video
+        self.privacy = privacy  # None: clips go out as the camera sent them
         self._pending: list[_Pending] = []
 
     def add(self, case: Case, files: dict[str, bytes], t_s: float) -> None:
@@ -94,6 +99,17 @@ class ClipJobs:
             log.warning("%s: no clip (%s); the case keeps its revision without one", label, exc)
             return None
         cut_ms = (time.perf_counter() - started) * 1000
+        policy = self.privacy.clip_policy if self.privacy is not None else "original"
+        if policy == "local":
+            try:
+                path = self.privacy.keep_clip(pending.case.id, pending.case.revision, clip.data)
+            except OSError as exc:  # a full disk costs the local clip, never the source
+                log.warning("%s: clip not kept on the box (%s); the case keeps its revision without one", label, exc)
+            else:
+                log.info("%s: clip kept on the box only (privacy.clips: local): %s", label, path)
+            return None
+        if policy == "masked":
+            clip = self._mask(clip, label)
         entry = EvidenceFile(CLIP_NAME, CLIP_MEDIA_TYPE, hashlib.sha256(clip.data).hexdigest(), len(clip.data))
         case = dataclasses.replace(
             pending.case,
@@ -110,6 +126,21 @@ class ClipJobs:
             cut_ms,
         )
         return case, pending.files | {CLIP_NAME: clip.data}
+
+    def _mask(self, clip: Clip, label: str) -> Clip:
+        """The clip re-encoded with faces masked in every frame; the original stays out of the outbox."""
+        started = time.perf_counter()
+        data, frames, faces = masked_clip(clip.data, self.privacy.masker, self.privacy.config.clip_face_every)
+        took_ms = (time.perf_counter() - started) * 1000
+        log.info(
+            "%s: clip re-encoded with %d face mask(s) over %d frames in %.0f ms (%.1f ms a frame)",
+            label,
+            faces,
+            frames,
+            took_ms,
+            took_ms / max(frames, 1),
+        )
+        return dataclasses.replace(clip, data=data)
 
     def _cut(self, t_s: float, span_s: float, label: str) -> Clip:
         """The clip from `t_s` - pre-roll to `t_s` + `span_s` + post-roll (`span_s`: later events' offset)."""

@@ -1,7 +1,9 @@
 """`edge-agent eval`: accuracy of an ONNX model on held-out labelled images, through the same
 onnxruntime path the agent runs, and false positives per 1000 frames on footage without targets.
-With `veto_with`, a second (general) model runs on every image and its cars, people and benches veto
-the boxes they mostly cover (detectors/vetoes.py), so the effect of the veto is measured the same way.
+P, R and the confusion are taken at the model's per-class thresholds (its metadata) unless a single
+`conf` overrides them all; classes without one use DEFAULT_CONF. With `veto_with`, a second (general)
+model runs on every image and its cars, people and benches veto the boxes they mostly cover
+(detectors/vetoes.py), so the veto's effect is measured the same way.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from tqdm import tqdm
 from detectors import Detections, Detector
 from detectors.loading import load_detector
 from detectors.metrics import ClassResult, Evaluation
+from detectors.onnx_yolo import OnnxYoloDetector
 from detectors.vetoes import apply_vetoes
 from streams.video import VideoSource
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
-MAP_CONF = 0.001  # mAP needs the whole precision-recall curve; P and R are reported at --conf
+MAP_CONF = 0.001  # mAP needs the whole precision-recall curve; P and R are reported at the thresholds
+DEFAULT_CONF = 0.30  # the operating threshold of a class the model has none for (the agent's min_score)
 
 
 @dataclass
@@ -31,6 +35,7 @@ class EvalReport:
     model: str
     images: int
     operating_conf: float
+    thresholds: dict[str, str]  # class -> "0.42 (model)" / "0.30 (--conf)": where P and R were taken
     ms_per_image: float
     classes: list[ClassResult]
     confusion: list[list[int]]
@@ -65,21 +70,30 @@ def read_labels(label_file: Path, width: int, height: int) -> tuple[np.ndarray, 
     return xyxy, rows[:, 0].astype(np.int64)
 
 
-def _detect(detector: Detector, veto: Detector | None, image: np.ndarray) -> Detections:
-    found = detector.detect(image)
-    return found if veto is None else apply_vetoes(found, veto.detect(image))
+@dataclass
+class LabelledResult:
+    """One labelled image's detections (every box above MAP_CONF) and its labels, in its pixels."""
+
+    image: Path
+    found: Detections
+    true_xyxy: np.ndarray
+    true_cls: np.ndarray
 
 
-def evaluate(model: Path, data: Path, conf: float, threads: int = 1, veto_with: Path | None = None) -> EvalReport:
-    detector = load_detector(model, MAP_CONF, 0.5, threads)
-    veto = None if veto_with is None else load_detector(veto_with, conf, 0.5, threads)
-    evaluation = Evaluation(detector.class_names, operating_conf=conf)
+def labelled_images(data: Path) -> list[Path]:
     folder = images_folder(data)
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         raise FileNotFoundError(f"{folder}: no images")
-    labels_dir = folder.parent / "labels"
-    inference_s = 0.0
+    return images
+
+
+def detect_labelled(
+    detector: OnnxYoloDetector, images: list[Path], veto: Detector | None = None
+) -> tuple[list[LabelledResult], float]:
+    """Run the detector (and the veto model, if any) on each readable image beside its labels; also the
+    seconds spent detecting."""
+    results, inference_s = [], 0.0
     for image_path in tqdm(images, desc="eval", unit="img", disable=None):
         image = cv2.imread(str(image_path))
         if image is None:
@@ -87,12 +101,49 @@ def evaluate(model: Path, data: Path, conf: float, threads: int = 1, veto_with: 
         started = time.perf_counter()
         found = _detect(detector, veto, image)
         inference_s += time.perf_counter() - started
-        true_xyxy, true_cls = read_labels(labels_dir / (image_path.stem + ".txt"), image.shape[1], image.shape[0])
-        evaluation.add(found.xyxy, found.confidence, found.class_id, true_xyxy, true_cls)
+        label = image_path.parent.parent / "labels" / (image_path.stem + ".txt")
+        true_xyxy, true_cls = read_labels(label, image.shape[1], image.shape[0])
+        results.append(LabelledResult(image_path, found, true_xyxy, true_cls))
+    return results, inference_s
+
+
+def tally(class_names: tuple[str, ...], results: list[LabelledResult], thresholds: dict[str, float]) -> Evaluation:
+    """The metrics of `results` with P and R at `thresholds` (DEFAULT_CONF for a class without one)."""
+    evaluation = Evaluation(class_names, operating_conf=DEFAULT_CONF, class_conf=thresholds)
+    for r in results:
+        evaluation.add(r.found.xyxy, r.found.confidence, r.found.class_id, r.true_xyxy, r.true_cls)
+    return evaluation
+
+
+def _detect(detector: Detector, veto: Detector | None, image: np.ndarray) -> Detections:
+    found = detector.detect(image)
+    return found if veto is None else apply_vetoes(found, veto.detect(image))
+
+
+def _veto_model(veto_with: Path | None, conf: float | None, threads: int) -> Detector | None:
+    """The general model whose boxes veto, at `conf` (DEFAULT_CONF without one)."""
+    return None if veto_with is None else load_detector(veto_with, DEFAULT_CONF if conf is None else conf, 0.5, threads)
+
+
+def evaluate(
+    model: Path, data: Path, conf: float | None = None, threads: int = 1, veto_with: Path | None = None
+) -> EvalReport:
+    """`conf` None: P and R at the model's own per-class thresholds; a number: at it for every class."""
+    detector = OnnxYoloDetector(model, min_score=MAP_CONF, threads=threads, model_thresholds=False)
+    names = detector.class_names
+    images = labelled_images(data)
+    results, inference_s = detect_labelled(detector, images, _veto_model(veto_with, conf, threads))
+    if conf is None:
+        used = {n: detector.stored_thresholds.get(n, DEFAULT_CONF) for n in names}
+        origin = {n: "model" if n in detector.stored_thresholds else "default" for n in names}
+    else:
+        used, origin = dict.fromkeys(names, conf), dict.fromkeys(names, "--conf")
+    evaluation = tally(names, results, used)
     return EvalReport(
         model=str(model),
         images=len(images),
-        operating_conf=conf,
+        operating_conf=DEFAULT_CONF if conf is None else conf,
+        thresholds={n: f"{used[n]:.3f} ({origin[n]})" for n in names},
         ms_per_image=1000 * inference_s / len(images),
         classes=evaluation.results(),
         confusion=evaluation.confusion.tolist(),
@@ -100,11 +151,14 @@ def evaluate(model: Path, data: Path, conf: float, threads: int = 1, veto_with: 
 
 
 def false_positives_per_1000(
-    model: Path, video: Path, conf: float, threads: int = 1, veto_with: Path | None = None
+    model: Path, video: Path, conf: float | None = None, threads: int = 1, veto_with: Path | None = None
 ) -> tuple[int, int, dict]:
-    """Run on every frame of footage that shows no target: (frames, frames with a box, boxes per class)."""
-    detector = load_detector(model, conf, 0.5, threads)
-    veto = None if veto_with is None else load_detector(veto_with, conf, 0.5, threads)
+    """Run on every frame of footage that shows no target: (frames, frames with a box, boxes per class);
+    at the model's thresholds, or at `conf` for every class."""
+    detector = OnnxYoloDetector(
+        model, min_score=DEFAULT_CONF if conf is None else conf, threads=threads, model_thresholds=conf is None
+    )
+    veto = _veto_model(veto_with, conf, threads)
     source = VideoSource("negatives", str(video), sample_fps=1000)
     frames = flagged = 0
     per_class = dict.fromkeys(detector.class_names, 0)
@@ -120,6 +174,7 @@ def false_positives_per_1000(
 def print_report(report: EvalReport) -> None:
     timing = f"{report.ms_per_image:.1f} ms per image (letterbox, inference, NMS)"
     print(f"model {report.model}: {report.images} images, {timing}")
+    print("P and R at thresholds: " + ", ".join(f"{n} {t}" for n, t in report.thresholds.items()))
     print(f"{'class':<14} {'instances':>9} {'P@conf':>7} {'R@conf':>7} {'mAP50':>6} {'mAP50-95':>9}")
     for c in report.classes:
         print(f"{c.name:<14} {c.instances:>9} {c.precision:>7.3f} {c.recall:>7.3f} {c.ap50:>6.3f} {c.ap50_95:>9.3f}")
@@ -128,7 +183,7 @@ def print_report(report: EvalReport) -> None:
         f"{report.map50:>6.3f} {report.map50_95:>9.3f}"
     )
     names = [c.name for c in report.classes] + ["background"]
-    print(f"\nconfusion at conf {report.operating_conf} (rows predicted, columns labelled, IoU 0.5):")
+    print("\nconfusion at those thresholds (rows predicted, columns labelled, IoU 0.5):")
     print(" " * 14 + "".join(f"{n[:11]:>12}" for n in names))
     for name, row in zip(names, report.confusion, strict=True):
         print(f"{name[:13]:<14}" + "".join(f"{v:>12}" for v in row))

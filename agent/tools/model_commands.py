@@ -48,7 +48,8 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="measure a model on held-out labelled images (precision, recall, mAP) through onnxruntime",
         description="Evaluate an ONNX model on labelled images it never trained on, through the agent's own "
-        "onnxruntime path: per-class precision and recall at --conf, mAP@0.5 and mAP@0.5:0.95, a confusion "
+        "onnxruntime path: per-class precision and recall at the model's thresholds (or --conf), "
+        "mAP@0.5 and mAP@0.5:0.95, a confusion "
         "matrix and ms per image. --negatives counts detections on footage without targets. --scenario "
         "builds a labelled video and track and runs the whole agent on it: cases raised against cases the "
         "labels call for, event-level precision and recall.",
@@ -58,13 +59,19 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--data", type=Path, help="data.yaml (its val split) or a folder with images/ and labels/")
     evaluate.add_argument("--negatives", type=Path, help="a video without targets: detections per 1000 frames")
-    evaluate.add_argument("--conf", type=float, default=0.30, help="operating threshold for P, R and confusion")
+    evaluate.add_argument(
+        "--conf",
+        type=float,
+        default=None,
+        help="one operating threshold for P, R and confusion in every class; default: the model's per-class "
+        "thresholds (edge-agent calibrate), 0.30 for a class without one",
+    )
     evaluate.add_argument("--threads", type=int, default=1)
     evaluate.add_argument(
         "--veto-with",
         type=Path,
         help="a general model (builtin:general) whose cars, people, bicycles, motorcycles and benches veto the "
-        "boxes they mostly cover, at --conf (detectors/vetoes.py): the veto's effect on P, R and false boxes",
+        "boxes they mostly cover, at --conf (0.30 without; detectors/vetoes.py): the veto's effect on P and R",
     )
     evaluate.add_argument(
         "--scenario", type=Path, help="a scenario file (see configs/scenarios/two-passes.yaml): event-level P and R"
@@ -73,6 +80,21 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--out", type=Path, help="with --scenario: keep the video, track and outbox here")
     evaluate.add_argument("--json", type=Path, help="also write the results here")
     evaluate.set_defaults(func=_cmd_eval)
+
+    calibrate = sub.add_parser(
+        "calibrate",
+        help="per-class operating thresholds for a target precision on held-out images, into the model",
+        description="Per class, the lowest score whose precision on DATA's labelled images reaches --precision, "
+        "with a 2-fold cross-check by source block (chosen on half A, measured on half B, and the reverse). "
+        "--write stores them in a copy of the model's metadata, where the agent reads them by default "
+        "(detector.thresholds in the configuration overrides them).",
+    )
+    calibrate.add_argument("model", type=Path, help="ONNX model (fp32 or int8)")
+    calibrate.add_argument("--data", type=Path, required=True, help="data.yaml (its val split) or images/ + labels/")
+    calibrate.add_argument("--precision", type=float, default=0.90, help="target precision per class")
+    calibrate.add_argument("--write", type=Path, metavar="OUT.onnx", help="write the model with its thresholds here")
+    calibrate.add_argument("--threads", type=int, default=1)
+    calibrate.set_defaults(func=_cmd_calibrate)
 
     export = sub.add_parser(
         "export",
@@ -139,8 +161,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             model, args.negatives, args.conf, args.threads, veto_with
         )
         per_1000 = 1000 * sum(per_class.values()) / max(frames, 1)
+        at = "the model's thresholds (0.30 where it has none)" if args.conf is None else f"conf {args.conf}"
         print(
-            f"\n{args.negatives.name}: {frames} frames, {flagged} with a box at conf {args.conf}; "
+            f"\n{args.negatives.name}: {frames} frames, {flagged} with a box at {at}; "
             f"{per_1000:.1f} detections per 1000 frames {per_class}"
         )
         results["negatives"] = {
@@ -188,6 +211,18 @@ def _eval_scenario(args: argparse.Namespace, model: Path | None) -> dict:
             raise ConfigError(str(exc)) from None
     print_events(report, scenario)
     return {"scenario": str(args.scenario), **report.counts()}
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from agent.tools.calibrate import calibrate, print_calibration, write_thresholds
+
+    if not 0 < args.precision < 1:
+        raise ConfigError(f"calibrate --precision {args.precision}: give a fraction between 0 and 1, e.g. 0.90")
+    report = calibrate(args.model, args.data, args.precision, args.threads)
+    print_calibration(report)
+    if args.write:
+        print(f"\nwrote {write_thresholds(args.model, args.write, report.thresholds)}: {report.thresholds}")
+    return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

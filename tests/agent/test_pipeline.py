@@ -10,16 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import AgentConfig, default_config
+from agent.config import AgentConfig, PrivacyConfig, default_config
 from agent.evidence.verify import verify_path
 from agent.runner import run_agent
 from tests.conftest import Broker
 
 
 def demo_config(tmp_path: Path, **uploader) -> AgentConfig:
+    """The demo with nothing masked, so that its clips go out as cut (masking: tests/agent/evidence/test_privacy.py)."""
     config = default_config()
     return config.model_copy(
-        update={"state_dir": tmp_path / "state", "uploader": config.uploader.model_copy(update=uploader)}
+        update={
+            "state_dir": tmp_path / "state",
+            "uploader": config.uploader.model_copy(update=uploader),
+            "privacy": PrivacyConfig(faces=False),
+        }
     )
 
 

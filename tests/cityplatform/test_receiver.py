@@ -9,6 +9,8 @@ import uuid
 from pathlib import Path
 from typing import NamedTuple
 
+import pytest
+
 from protocol.messages import Chunk
 from protocol.signing import Signer
 from tests.cityplatform.receiver_helpers import Client, signed_case
@@ -143,8 +145,17 @@ def hostile_messages(tmp_path: Path) -> list[Hostile]:
     ]
 
 
-def test_no_message_stops_the_receiver_and_each_gets_its_answer(tmp_path: Path, broker: Broker, signer) -> None:
-    receiver = start_receiver(broker.port, tmp_path / "platform", enrolled={AGENT: signer.public_pem}, case_wait_s=1)
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_options(request: pytest.FixtureRequest) -> dict:
+    """The receiver's store: SQLite in store_dir, or a fresh PostgreSQL + PostGIS database."""
+    return {} if request.param == "sqlite" else {"postgres": request.getfixturevalue("postgres")}
+
+
+def test_no_message_stops_the_receiver_and_each_gets_its_answer(
+    tmp_path: Path, broker: Broker, signer, store_options: dict
+) -> None:
+    enrolled = {AGENT: signer.public_pem}
+    receiver = start_receiver(broker.port, tmp_path / "platform", enrolled=enrolled, case_wait_s=1, **store_options)
     client = Client(broker.port)
     client.watch(f"{PREFIX}/+/ack")
     messages = hostile_messages(tmp_path)
@@ -181,7 +192,7 @@ def test_no_message_stops_the_receiver_and_each_gets_its_answer(tmp_path: Path, 
         uploader.stop(0)
         receiver.stop()
     # restarted with the same session: nothing poisonous is delivered again, and it keeps storing
-    receiver = start_receiver(broker.port, tmp_path / "platform", enrolled={AGENT: signer.public_pem})
+    receiver = start_receiver(broker.port, tmp_path / "platform", enrolled=enrolled, **store_options)
     uploader = make_uploader(outbox, broker.port, signer)
     try:
         (second,) = make_cases(outbox, signer, 1, start=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectors.metrics import Evaluation, box_iou
+from detectors.metrics import Evaluation, box_iou, precision_recall_at, threshold_for_precision
 
 
 def box(*xyxy: float) -> np.ndarray:
@@ -55,3 +55,13 @@ def test_loose_box_counts_at_050_but_not_at_095() -> None:
     (result,) = ev.results()
     assert result.ap50 == pytest.approx(1.0)
     assert result.ap50_95 == pytest.approx(0.7)  # IoU 0.833 passes 0.50 … 0.80, fails 0.85 … 0.95
+
+
+def test_threshold_for_precision_is_the_lowest_that_reaches_the_target() -> None:
+    scores = np.array([0.9, 0.8, 0.7, 0.7, 0.5, 0.4])
+    tp = np.array([True, True, True, False, True, False])
+    # precision from the top: 1, 1, 1 (0.7 alone is no threshold: both 0.7 boxes come together), 0.75, 0.8, 0.67
+    assert threshold_for_precision(scores, tp, 0.8) == 0.5
+    assert threshold_for_precision(scores, tp, 0.9) == 0.8
+    assert threshold_for_precision(scores, ~tp, 0.9) is None
+    assert precision_recall_at(scores, tp, 5, 0.5) == (0.8, 0.8)

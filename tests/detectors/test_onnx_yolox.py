@@ -145,3 +145,15 @@ def test_held_out_garbage_photo_finds_the_sweeper_and_the_car(general: OnnxYolox
     persons = found.xyxy[names == "person"]
     assert len(persons) and box_iou(np.array([SWEEPER_BOX], np.float32), persons).max() >= 0.7
     assert "car" in names
+
+
+def test_per_class_thresholds_apply_to_yolox_too() -> None:
+    frame = vtest_frames(100)[2]
+    strict = load_detector(builtin("general"), 0.30, 0.5, thresholds={"person": 0.8})
+    plain = load_detector(builtin("general"), 0.30, 0.5).detect(frame)
+    found = strict.detect(frame)
+    persons = found.confidence[np.array(found.names(), dtype=object) == "person"]
+    assert len(persons) < (np.array(plain.names(), dtype=object) == "person").sum() and (persons >= 0.8).all()
+    assert "car" in found.names()  # other classes keep min_score
+    with pytest.raises(ValueError, match="'stall' not among"):
+        load_detector(builtin("general"), 0.30, 0.5, thresholds={"stall": 0.5})

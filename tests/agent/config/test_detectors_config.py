@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import ConfigError, load_config
+from agent.updates.check import check_config
 from tests.agent.config.test_config import good, write
 from tests.agent.test_cli import run_cli
 
@@ -87,3 +88,18 @@ def test_check_config_loads_every_model_and_names_the_entry_of_a_foreign_class(
 
     done = run_cli("check-config", str(write(tmp_path, listed(tmp_path, sample_clip, GARBAGE, SMOKE))), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+
+
+def test_check_config_names_the_entry_whose_thresholds_name_a_class_its_model_lacks(
+    tmp_path: Path, sample_clip: Path
+) -> None:
+    """Per-class thresholds (main's `detector.thresholds`) are checked per entry, against its own model:
+    `garbage` is a class of the garbage model, not of the smoke model."""
+    fine = GARBAGE | {"thresholds": {"garbage": 0.4}}
+    wrong = SMOKE | {"thresholds": {"garbage": 0.4}}
+    config = load_config(write(tmp_path, listed(tmp_path, sample_clip, fine, SMOKE)))
+    assert [d.entry.id for d in check_config(config, "a.yaml")[1]] == ["garbage", "smoke"]
+    with pytest.raises(ConfigError) as refused:
+        check_config(load_config(write(tmp_path, listed(tmp_path, sample_clip, fine, wrong))), "a.yaml")
+    assert str(refused.value).startswith("a.yaml: detectors[1].thresholds: ")
+    assert "give scores for the model's own class names" in str(refused.value)

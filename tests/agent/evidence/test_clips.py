@@ -18,7 +18,7 @@ import av
 import pytest
 
 from agent.cases.case import Case
-from agent.config import EvidenceConfig, SourceConfig, default_config
+from agent.config import EvidenceConfig, PrivacyConfig, SourceConfig, default_config
 from agent.evidence.clip_jobs import ClipJobs
 from agent.evidence.clips import Clip, cut_from_file, cut_from_ring
 from agent.evidence.verify import verify_path
@@ -248,7 +248,8 @@ def test_ring_memory_stays_under_its_cap_at_1080p_8mbps(stream_1080p_8mbps: Path
 def demo_run(tmp_path_factory) -> Path:
     """The built-in demo (sample clip, bundled model) run once with its state in a temporary folder."""
     state = tmp_path_factory.mktemp("demo") / "state"
-    config = default_config().model_copy(update={"state_dir": state})
+    # nothing masked: these tests are about the cut; masked and local clips: tests/agent/evidence/test_privacy.py
+    config = default_config().model_copy(update={"state_dir": state, "privacy": PrivacyConfig(faces=False)})
     result = run_agent(config)
     assert not result.summaries[0].error and result.summaries[0].case_ids
     (state / "case_ids.json").write_text(json.dumps(result.summaries[0].case_ids))
