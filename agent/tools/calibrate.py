@@ -45,7 +45,7 @@ class FoldCheck:
 @dataclass(frozen=True)
 class CalibrationReport:
     model: str
-    target: float
+    targets: dict[str, float]  # per class; classes not named take the default under the key ""
     images: int
     classes: list[ClassCalibration]  # chosen and measured on all the images (flattering)
     folds: list[FoldCheck]
@@ -56,25 +56,30 @@ class CalibrationReport:
         return {c.name: c.threshold for c in self.classes if c.threshold is not None}  # exact: a box sits on it
 
 
-def calibrate(model: Path, data: Path, target: float, threads: int = 1) -> CalibrationReport:
-    """Run the model once over `data`'s labelled images, then choose and cross-check the thresholds."""
+def calibrate(model: Path, data: Path, target: float | dict[str, float], threads: int = 1) -> CalibrationReport:
+    """Run the model once over `data`'s labelled images, then choose and cross-check the thresholds.
+
+    `target` is one precision for every class, or per class ({"overflow": 0.9, "": 0.8}: "" for the rest),
+    because a case type that must be trusted (overflow) and one that must be found (garbage) differ."""
+    targets = {"": target} if isinstance(target, float) else dict(target)
     detector = OnnxYoloDetector(model, min_score=MAP_CONF, threads=threads, model_thresholds=False)
     results, _ = detect_labelled(detector, labelled_images(data))
     names = detector.class_names
     half_a, half_b = source_halves(results)
     folds = []
     for chosen_on, measured_on, train, test in (("A", "B", half_a, half_b), ("B", "A", half_b, half_a)):
-        chosen = {c.name: c.threshold for c in choose(names, train, target)}
+        chosen = {c.name: c.threshold for c in choose(names, train, targets)}
         folds.append(FoldCheck(chosen_on, measured_on, measure(names, test, chosen)))
-    return CalibrationReport(str(model), target, len(results), choose(names, results, target), folds)
+    return CalibrationReport(str(model), targets, len(results), choose(names, results, targets), folds)
 
 
-def choose(names: tuple[str, ...], results: list[LabelledResult], target: float) -> list[ClassCalibration]:
-    """Per class the lowest threshold reaching `target` precision on `results`, with its P and R there."""
+def choose(names: tuple[str, ...], results: list[LabelledResult], targets: dict[str, float]) -> list[ClassCalibration]:
+    """Per class the lowest threshold reaching its target precision on `results`, with its P and R there."""
     evaluation = tally(names, results, {})
     out = []
     for c, name in enumerate(names):
         scores, tp, instances = evaluation.curve(c)
+        target = targets.get(name, targets.get("", 0.90))
         out.append(_at(name, scores, tp, instances, threshold_for_precision(scores, tp, target)))
     return out
 
@@ -125,7 +130,8 @@ def write_thresholds(model: Path, out: Path, thresholds: dict[str, float]) -> Pa
 
 
 def print_calibration(report: CalibrationReport) -> None:
-    print(f"model {report.model}: {report.images} images, target precision {report.target:.2f}")
+    wanted = ", ".join(f"{name or 'others'} {value:.2f}" for name, value in report.targets.items())
+    print(f"model {report.model}: {report.images} images, target precision {wanted}")
     _table(f"chosen and measured on all {report.images} images (flatters: same images)", report.classes)
     for fold in report.folds:
         _table(f"cross-check: chosen on half {fold.chosen_on}, measured on half {fold.measured_on}", fold.classes)

@@ -91,7 +91,12 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     )
     calibrate.add_argument("model", type=Path, help="ONNX model (fp32 or int8)")
     calibrate.add_argument("--data", type=Path, required=True, help="data.yaml (its val split) or images/ + labels/")
-    calibrate.add_argument("--precision", type=float, default=0.90, help="target precision per class")
+    calibrate.add_argument(
+        "--precision",
+        default="0.90",
+        help="target precision: one for every class (0.90) or per class (overflow=0.90,garbage=0.75,0.85: the "
+        "bare number for the classes not named)",
+    )
     calibrate.add_argument("--write", type=Path, metavar="OUT.onnx", help="write the model with its thresholds here")
     calibrate.add_argument("--threads", type=int, default=1)
     calibrate.set_defaults(func=_cmd_calibrate)
@@ -216,13 +221,30 @@ def _eval_scenario(args: argparse.Namespace, model: Path | None) -> dict:
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from agent.tools.calibrate import calibrate, print_calibration, write_thresholds
 
-    if not 0 < args.precision < 1:
-        raise ConfigError(f"calibrate --precision {args.precision}: give a fraction between 0 and 1, e.g. 0.90")
-    report = calibrate(args.model, args.data, args.precision, args.threads)
+    report = calibrate(args.model, args.data, _precision_targets(args.precision), args.threads)
     print_calibration(report)
     if args.write:
         print(f"\nwrote {write_thresholds(args.model, args.write, report.thresholds)}: {report.thresholds}")
     return 0
+
+
+def _precision_targets(text: str) -> dict[str, float]:
+    """`0.9` or `overflow=0.9,garbage=0.75[,0.85]` -> {class: target, "": default}."""
+    targets: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, value = part.rpartition("=")
+        try:
+            target = float(value)
+        except ValueError:
+            target = -1.0
+        if not 0 < target < 1:
+            raise ConfigError(
+                f"calibrate --precision {text}: {part!r} is not a fraction between 0 and 1; "
+                "give e.g. 0.90 or overflow=0.90,garbage=0.75"
+            )
+        targets[name.strip()] = target
+    targets.setdefault("", 0.90)
+    return targets
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

@@ -3,14 +3,17 @@ split they were chosen on, `eval` measures at them by default and says so, and t
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from agent.config import ConfigError
 from agent.config.resources import builtin
-from agent.tools.calibrate import source_halves
+from agent.tools.calibrate import calibrate, source_halves
 from agent.tools.evaluate import LabelledResult, evaluate
+from agent.tools.model_commands import _precision_targets
 from agent.tools.training import source_group, split_by_source
 from detectors import Detections
 from detectors.onnx_yolo import OnnxYoloDetector
@@ -66,3 +69,25 @@ def test_halves_keep_each_source_block_on_one_side() -> None:
     blocks_b = {source_group(r.image.name, 40) for r in half_b}
     assert blocks_a and blocks_b and not blocks_a & blocks_b
     assert len(half_a) + len(half_b) == len(names)
+
+
+def test_per_class_targets_each_reach_their_own_precision(held_out: Path) -> None:
+    """A case type that must be trusted (overflow) and one that must be found (garbage) get their own target."""
+    targets = {"overflow": 0.90, "": 0.70}
+    report = calibrate(builtin("garbage"), held_out, targets)
+    by_name = {c.name: c for c in report.classes}
+    assert by_name["overflow"].precision >= 0.90
+    assert by_name["garbage_bin"].precision >= 0.70
+    assert by_name["overflow"].threshold > by_name["garbage_bin"].threshold  # the stricter target costs score
+    assert report.targets == targets
+
+
+@pytest.mark.parametrize("text", ["1.5", "overflow=x", "overflow=0", "garbage=0.7,2"])
+def test_a_bad_precision_target_says_what_to_give(text: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape("give e.g. 0.90 or overflow=0.90,garbage=0.75")):
+        _precision_targets(text)
+
+
+def test_precision_targets_parse_per_class_and_default() -> None:
+    assert _precision_targets("0.8") == {"": 0.8}
+    assert _precision_targets("overflow=0.9, garbage=0.75") == {"overflow": 0.9, "garbage": 0.75, "": 0.90}
