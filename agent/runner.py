@@ -76,6 +76,7 @@ def run_agent(
                 jobs.put(lambda: _reload_local(reloader, config_path))
             with contextlib.suppress(queue.Empty):
                 jobs.get(timeout=0.2)()
+                observers.view.pipeline = supervisor.pipeline  # a reload may have built a new one
             observers.tick()
     finally:
         stop.set()

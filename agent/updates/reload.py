@@ -106,6 +106,7 @@ class Reloader:
             sup.pipeline.registry.close()
             old = sup.pipeline
             sup.pipeline = Pipeline(config, detectors, old.outbox, old.signer, old.on_case)
+            sup.pipeline.on_detect = old.on_detect  # the metrics' inference histogram follows the new pipeline
         else:
             sup.pipeline.config = config
         wanted: dict[str, Any] = {s.id: s for s in config.sources} | ({INBOX: config.inbox} if config.inbox else {})

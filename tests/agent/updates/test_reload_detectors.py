@@ -60,6 +60,7 @@ def test_a_changed_detector_entry_restarts_the_sources_on_the_new_list(tmp_path:
     try:
         _wait_ended(supervisor)
         first = supervisor.pipeline
+        first.on_detect = observed = lambda model, seconds: None  # as the metrics hook it in
         assert reloader.reload_file(path).status == "unchanged" and supervisor.pipeline is first
 
         changed = copy.deepcopy(data)
@@ -67,6 +68,7 @@ def test_a_changed_detector_entry_restarts_the_sources_on_the_new_list(tmp_path:
         outcome = reloader.reload_file(_write(path, changed))
         assert (outcome.status, outcome.restarted) == ("applied", ["cam"]), outcome
         assert supervisor.pipeline is not first
+        assert supervisor.pipeline.on_detect is observed  # the inference histogram follows the new pipeline
         assert [(d.entry.id, d.entry.every_s) for d in supervisor.pipeline.detectors] == [("garbage", 2), ("smoke", 1)]
         assert reloader.detectors is supervisor.pipeline.detectors
         _wait_ended(supervisor)
