@@ -112,6 +112,7 @@ class Topics:
     @property
     def updates_ack(self) -> str:
         return self._t("updates", "ack")
+
     def source_status(self, source_id: str) -> str:
         """Retained latest state of one source; the id is a config id (no '/', '+' or '#')."""
         if not AGENT_ID.fullmatch(source_id):

@@ -34,12 +34,26 @@ def street() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
+def bare(model_path: Path, tmp_path_factory) -> Path:
+    """The shipped model without its thresholds: how every model exported before them looks."""
+    import onnx
+
+    proto = onnx.load(str(model_path))
+    kept = [p for p in proto.metadata_props if p.key != THRESHOLDS_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    path = tmp_path_factory.mktemp("bare") / "bare.onnx"
+    onnx.save(proto, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
 def calibrated(model_path: Path, tmp_path_factory) -> Path:
     return write_thresholds(model_path, tmp_path_factory.mktemp("model") / "calibrated.onnx", STORED)
 
 
-def test_model_thresholds_are_used_by_default(model_path: Path, calibrated: Path, street: np.ndarray) -> None:
-    plain = OnnxYoloDetector(model_path, min_score=0.01)
+def test_model_thresholds_are_used_by_default(bare: Path, calibrated: Path, street: np.ndarray) -> None:
+    plain = OnnxYoloDetector(bare, min_score=0.01)
     every_box = plain.detect(street)
     assert plain.thresholds == {}  # a model without the key behaves as before
     detector = OnnxYoloDetector(calibrated, min_score=0.25)

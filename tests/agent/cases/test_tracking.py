@@ -135,13 +135,16 @@ def test_a_cut_to_another_view_ends_the_tracks(compensate: bool, same_id: bool) 
 
 def _links_kept(frames: list[np.ndarray], offsets: list[tuple[int, int]], found: list[Detections], tracker: Tracker):
     """Of the pairs of boxes in consecutive frames that are one object (same class, IoU > 0.5 once put
-    back where the window was on the street), the fraction that got the same track id."""
+    back where the window was on the street) and whose first box has a track, how many kept its id. A box
+    the tracker did not start a track for (a score under its `high_score`, 0.4) has nothing to keep."""
     ids = [tracker.update(image, dets, float(i)) for i, (image, dets) in enumerate(zip(frames, found, strict=True))]
     street = [d.xyxy + np.tile(offset, 2) for d, offset in zip(found, offsets, strict=True)]
     kept = links = 0
     for i in range(1, len(frames)):
         same = box_iou(street[i - 1], street[i]) * (found[i - 1].class_id[:, None] == found[i].class_id[None, :])
         for before, after in zip(*np.nonzero(same > 0.5), strict=True):
+            if ids[i - 1][before] < 0:
+                continue
             links += 1
             kept += int(ids[i - 1][before] == ids[i][after] >= 0)
     return kept, links

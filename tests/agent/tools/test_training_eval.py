@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from agent.config.resources import builtin
 from agent.tools.evaluate import read_labels
 from agent.tools.training import source_group, split_by_source
 from detectors.metrics import box_iou
@@ -100,7 +101,8 @@ def test_eval_command_reports_metrics(split: Path, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "mAP50" in done.stdout and "confusion at those thresholds" in done.stdout
-    assert "garbage 0.300 (default)" in done.stdout  # the shipped model has no thresholds of its own
+    stored = OnnxYoloDetector(builtin("garbage")).thresholds  # the shipped model carries its own
+    assert stored and all(f"{name} {score:.3f} (model)" in done.stdout for name, score in stored.items())
     report = json.loads(out.read_text())["held_out"]
     assert report["images"] == 12 and [c["name"] for c in report["classes"]] == CLASSES
     assert 0.0 <= report["map50"] <= 1.0 and report["ms_per_image"] > 0
