@@ -26,7 +26,48 @@ log = logging.getLogger(__name__)
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "OpenVINOExecutionProvider", "CPUExecutionProvider")
 
 
-class OnnxYoloDetector:
+class OnnxDetector:
+    """What every ONNX detector here shares once its session, class names and input size are known:
+    per-class score floors, its name and version for the case record, stage timings, one log line."""
+
+    session: ort.InferenceSession
+    class_names: tuple[str, ...]
+    input_hw: tuple[int, int]
+    layout = ""  # said in the log line where it is not ultralytics'
+
+    def _settle(
+        self,
+        model_path: Path,
+        meta: Mapping[str, str],
+        min_score: float,
+        iou: float,
+        thresholds: Mapping[str, float] | None,
+        model_thresholds: bool,
+    ) -> None:
+        self.input_name = self.session.get_inputs()[0].name
+        self.min_score = min_score
+        self.iou = iou
+        self.stored_thresholds = read_model_thresholds(model_path, meta, self.class_names)  # the metadata's
+        stored = self.stored_thresholds if model_thresholds else {}
+        self.thresholds = stored | checked_thresholds(thresholds or {}, self.class_names)  # the ones in use
+        self._floors = class_floors(self.class_names, min_score, self.thresholds)
+        self.name = model_path.stem
+        self.version = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
+        self.stage_s = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}  # summed, for benchmarks
+        log.info(
+            "model %s (%s%s): %d classes, input %dx%d, providers %s, thresholds %s",
+            self.name,
+            self.version,
+            self.layout,
+            len(self.class_names),
+            self.input_hw[1],
+            self.input_hw[0],
+            self.session.get_providers(),
+            describe(self.class_names, min_score, self.thresholds),
+        )
+
+
+class OnnxYoloDetector(OnnxDetector):
     """A YOLO detection model exported to ONNX by ultralytics."""
 
     def __init__(
@@ -55,26 +96,7 @@ class OnnxYoloDetector:
                 f"{model_path}: output shape {out_shape} does not fit {len(self.class_names)} classes; "
                 "export a detection model with `edge-agent export` (ultralytics format)"
             )
-        self.input_name = self.session.get_inputs()[0].name
-        self.min_score = min_score
-        self.iou = iou
-        self.stored_thresholds = read_model_thresholds(model_path, meta, self.class_names)  # the metadata's
-        stored = self.stored_thresholds if model_thresholds else {}
-        self.thresholds = stored | checked_thresholds(thresholds or {}, self.class_names)  # the ones in use
-        self._floors = class_floors(self.class_names, min_score, self.thresholds)
-        self.name = model_path.stem
-        self.version = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
-        self.stage_s = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}  # summed, for benchmarks
-        log.info(
-            "model %s (%s): %d classes, input %dx%d, providers %s, thresholds %s",
-            self.name,
-            self.version,
-            len(self.class_names),
-            self.input_hw[1],
-            self.input_hw[0],
-            self.session.get_providers(),
-            describe(self.class_names, min_score, self.thresholds),
-        )
+        self._settle(model_path, meta, min_score, iou, thresholds, model_thresholds)
 
     def detect(self, image: np.ndarray) -> Detections:
         """Detect objects in one BGR image; boxes are in the image's pixels."""

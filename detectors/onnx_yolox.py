@@ -9,7 +9,6 @@ files carry no metadata, so class names come from a `<model>.names` file beside 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Mapping
@@ -20,9 +19,8 @@ import numpy as np
 import onnxruntime as ort
 
 from detectors import Detections, ModelError
+from detectors.onnx_yolo import OnnxDetector, nms_per_class, open_session
 from detectors.onnx_yolo import _class_names as class_names_from_metadata
-from detectors.onnx_yolo import nms_per_class, open_session
-from detectors.thresholds import checked_thresholds, class_floors, describe, read_model_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +61,10 @@ def yolox_letterbox(image: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.nd
     return np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32), scale
 
 
-class OnnxYoloxDetector:
+class OnnxYoloxDetector(OnnxDetector):
     """A YOLOX detection model in ONNX (decoding outside the graph, NMS not in it)."""
+
+    layout = ", YOLOX"
 
     def __init__(
         self,
@@ -92,26 +92,7 @@ class OnnxYoloxDetector:
                 f"need {5 + len(self.class_names)}; fix the class names file"
             )
         self.cells, self.strides = grid_cells(self.input_hw)
-        self.input_name = self.session.get_inputs()[0].name
-        self.min_score = min_score
-        self.iou = iou
-        self.stored_thresholds = read_model_thresholds(model_path, meta, self.class_names)
-        stored = self.stored_thresholds if model_thresholds else {}
-        self.thresholds = stored | checked_thresholds(thresholds or {}, self.class_names)
-        self._floors = class_floors(self.class_names, min_score, self.thresholds)
-        self.name = model_path.stem
-        self.version = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
-        self.stage_s = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}  # summed, for benchmarks
-        log.info(
-            "model %s (%s, YOLOX): %d classes, input %dx%d, providers %s, thresholds %s",
-            self.name,
-            self.version,
-            len(self.class_names),
-            self.input_hw[1],
-            self.input_hw[0],
-            self.session.get_providers(),
-            describe(self.class_names, min_score, self.thresholds),
-        )
+        self._settle(model_path, meta, min_score, iou, thresholds, model_thresholds)
 
     def detect(self, image: np.ndarray) -> Detections:
         """Detect objects in one BGR image; boxes are in the image's pixels."""
