@@ -16,6 +16,7 @@ import yaml
 from tests.conftest import REPO, Broker, Receiver, agent_cmd, free_port, make_clip
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+HELD_OUT_PILE = "000393_jpg.rf.957a04ba1a22bbbe739b3ffffaec6e81.jpg"  # a garbage pile of the by-source held-out split
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -186,14 +187,17 @@ def test_process_start_time_must_carry_a_zone(tmp_path: Path) -> None:
 
 
 def test_footage_whose_codec_mp4_cannot_hold_still_makes_cases(tmp_path: Path) -> None:
+    """MS-MPEG4 in AVI (as vtest.avi is) cannot be remuxed into an MP4 clip: the case is made without one."""
     from tests.conftest import need_shared
 
-    video = need_shared("video/vtest.avi")  # MS-MPEG4 in AVI: clips cannot be remuxed to MP4
-    done = run_cli("process", str(video), "--kind", "fixed", cwd=tmp_path)
+    photo = need_shared("datasets/garbage-street-cn/train/images") / HELD_OUT_PILE
+    video = tmp_path / "pile.avi"
+    encode = ["-t", "20", "-r", "5", "-vf", "scale=640:480", "-c:v", "msmpeg4", "-q:v", "3", str(video)]
+    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-loop", "1", "-i", str(photo), *encode], check=True)
+    done = run_cli("process", str(video), cwd=tmp_path)
     assert done.returncode == 0 and "Traceback" not in done.stderr
-    assert "vtest" in done.stdout  # the source's row is in the summary
-    if "case(s)" in done.stdout and not done.stdout.count(" 0 case(s)"):
-        assert "no clip ('mp4' format does not support 'msmpeg4' codec)" in done.stderr
+    assert "1 case(s)" in done.stdout, done.stdout
+    assert "no clip ('mp4' format does not support 'msmpeg4' codec)" in done.stderr
 
 
 def test_every_file_the_help_names_exists(tmp_path: Path) -> None:
