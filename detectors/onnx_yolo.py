@@ -66,6 +66,18 @@ class OnnxDetector:
             describe(self.class_names, min_score, self.thresholds),
         )
 
+    def _kept(self, xyxy: np.ndarray, confidence: np.ndarray, class_id: np.ndarray, hw: tuple[int, ...]) -> Detections:
+        """Boxes in image pixels over their class's floor: clipped to the image, NMS per class."""
+        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, hw[1])
+        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, hw[0])
+        kept = nms_per_class(xyxy, confidence, class_id, self.iou)
+        return Detections(
+            xyxy[kept].astype(np.float32),
+            confidence[kept].astype(np.float32),
+            class_id[kept].astype(np.int32),
+            self.class_names,
+        )
+
 
 class OnnxYoloDetector(OnnxDetector):
     """A YOLO detection model exported to ONNX by ultralytics."""
@@ -122,16 +134,7 @@ class OnnxYoloDetector(OnnxDetector):
         cx, cy, w, h = raw[:4, keep]
         xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
         xyxy = (xyxy - np.array([pad[0], pad[1], pad[0], pad[1]], np.float32)) / scale
-        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, hw[1])
-        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, hw[0])
-        confidence, class_id = confidence[keep], class_id[keep]
-        kept = nms_per_class(xyxy, confidence, class_id, self.iou)
-        return Detections(
-            xyxy[kept].astype(np.float32),
-            confidence[kept].astype(np.float32),
-            class_id[kept].astype(np.int32),
-            self.class_names,
-        )
+        return self._kept(xyxy, confidence[keep], class_id[keep], hw)
 
 
 def open_session(model_path: Path, threads: int = 1) -> ort.InferenceSession:

@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from detectors import Detections, ModelError
-from detectors.onnx_yolo import OnnxDetector, nms_per_class, open_session
+from detectors.onnx_yolo import OnnxDetector, open_session
 from detectors.onnx_yolo import _class_names as class_names_from_metadata
 
 log = logging.getLogger(__name__)
@@ -119,16 +119,7 @@ class OnnxYoloxDetector(OnnxDetector):
         centre = (raw[keep, :2] + self.cells[keep]) * stride
         half = np.exp(raw[keep, 2:4]) * stride / 2
         xyxy = np.concatenate([centre - half, centre + half], axis=1) / scale
-        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, hw[1])
-        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, hw[0])
-        confidence, class_id = confidence[keep], class_id[keep]
-        kept = nms_per_class(xyxy, confidence, class_id, self.iou)
-        return Detections(
-            xyxy[kept].astype(np.float32),
-            confidence[kept].astype(np.float32),
-            class_id[kept].astype(np.int32),
-            self.class_names,
-        )
+        return self._kept(xyxy, confidence[keep], class_id[keep], hw)
 
 
 def yolox_class_names(model_path: Path, meta: dict[str, str]) -> tuple[str, ...]:
