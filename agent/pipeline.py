@@ -13,9 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -36,9 +34,10 @@ from agent.evidence.clip_jobs import ClipJobs, ring_for
 from agent.evidence.privacy import FrameBoxes, Privacy
 from agent.evidence.snapshots import crop_jpeg, snapshot_jpeg
 from agent.geo.earth import Location
+from agent.source_run import RunningSource, SourceSummary
 from detectors import Detections, Detector
 from protocol.signing import Signer
-from streams import Frame, PositionFix, StreamError
+from streams import Frame, StreamError
 from streams.gnss import LiveTrack
 from streams.sampling import DistanceSampler, MotionGate, Sampler
 from streams.telemetry import NoPositionsError, embedded_track, load_track, start_hint
@@ -47,55 +46,6 @@ from streams.video import LiveOptions, VideoSource, is_live, mask_url
 from uploader import Outbox
 
 log = logging.getLogger(__name__)
-
-STAGES = ("decode+sample", "detect", "tracking", "rules", "evidence+outbox")  # seconds spent per stage, summed
-
-
-@dataclass
-class SourceSummary:
-    """What one source produced, for the end-of-run table."""
-
-    source_id: str
-    frames_decoded: int = 0
-    frames_analysed: int = 0
-    video_s: float = 0.0
-    stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
-    detections: int = 0
-    cases: int = 0
-    error: str = ""
-    case_ids: list[str] = field(default_factory=list)
-    incomplete: str = ""  # the file ended before its container said it would (truncated)
-    unstored: int = 0  # case revisions the disk refused until the end (lost with this run)
-    time_source: str = ""  # files: where frame times came from ("container", "klv", "srt", "file mtime", ...)
-    warnings: list[str] = field(default_factory=list)  # what the operator should know though the source ran
-    stream_state: str = ""  # cameras: unreachable or down at the end, and why (SourceStats.outcome); "" if fine
-    model_s: dict[str, float] = field(default_factory=dict)  # seconds each detector spent (part of "detect")
-    model_runs: dict[str, int] = field(default_factory=dict)  # frames each detector saw
-
-    @property
-    def problem(self) -> str:
-        """What went wrong, worst first; "" when the source did all it was asked to."""
-        if self.error:
-            return f"error: {self.error}"
-        if self.incomplete:
-            return self.incomplete
-        if self.unstored:
-            return f"disk full: {self.unstored} case revision(s) not stored"
-        if self.stream_state.startswith("unreachable"):  # a camera never reached did nothing it was asked
-            return self.stream_state
-        return ""  # a camera down only when the run stopped is shown in the table, not a failed run
-
-
-@dataclass
-class RunningSource:
-    """A source as it runs (and after it ended), read by metrics and status reports: the live counters
-    themselves, not copies, so that no second bookkeeping can drift from the summary."""
-
-    config: SourceConfig
-    summary: SourceSummary
-    video: VideoSource | None = None  # None until opened: its `stats` say the state and frame counters
-    by_class: Counter[str] = field(default_factory=Counter)  # detections by the model's class names
-    last_fix: PositionFix | None = None  # the position of the newest analysed frame, where known
 
 
 class Pipeline:
