@@ -32,6 +32,7 @@ from agent.detection import DetectorTypes, SourceDetectors
 from agent.detector_setup import LoadedDetector
 from agent.evidence.clip_jobs import ClipJobs, ring_for
 from agent.evidence.privacy import FrameBoxes, Privacy
+from agent.evidence.record_frame import record_view
 from agent.evidence.snapshots import crop_jpeg, snapshot_jpeg
 from agent.geo.earth import Location
 from agent.source_run import RunningSource, SourceSummary
@@ -113,6 +114,7 @@ class Pipeline:
             start_utc=source.start_time,
             start_hint=hint,
             packets=ring_for(self.config.evidence, source),
+            record_url=source.record_url,
         )
 
     def run_source(
@@ -140,6 +142,7 @@ class Pipeline:
             frame_boxes = self._frame_boxes[source.id] = FrameBoxes()
             log.info("%s: reading %s", source.id, mask_url(source.url))
             stage, clock = summary.stage_s, time.perf_counter()
+            at = _clip_clock(source)
             for frame in video.frames(stop):
                 t_frame = time.perf_counter()
                 found = detectors.detect(frame)
@@ -161,10 +164,10 @@ class Pipeline:
                     if tracks := detectors.tracks(sighting):
                         sighting.explanation["tracks"] = tracks
                     case, files = self.accept(source, sighting)
-                    clips.add(case, files, frame.media_s)
+                    clips.add(case, files, at(frame))
                     accepted.append((case.id, case.revision))
                     summary.case_ids.append(case.id)
-                for case, files in clips.due(frame.media_s):
+                for case, files in clips.due(at(frame)):
                     self.store(source, case, files)
                 backlog.retry()
                 on_frame(video, frame)
@@ -184,7 +187,7 @@ class Pipeline:
             log.error("%s", exc)
         finally:
             if video is not None:
-                summary.stream_state = video.stats.outcome()
+                summary.stream_state = _outcome(video)
             if clips is not None:
                 for case, files in clips.flush():  # revision 2 with what there is of the post-roll
                     self.store(source, case, files)
@@ -209,14 +212,15 @@ class Pipeline:
         cfg = self.config
         boxes = self._frame_boxes.get(source.id)  # persons and vehicles in the evidence frame, where masked
         frame_detections = boxes.get(sighting.best_frame) if boxes else ()
-        frame, masked = self.privacy.evidence_frame(sighting.best_frame, frame_detections)  # masked before hashing
+        shown_frame, shown, frame_detections = self._evidence_view(source, sighting, frame_detections)
+        frame, masked = self.privacy.evidence_frame(shown_frame, frame_detections)  # masked before hashing
         if masked is not None and cfg.evidence.clips:
             masked["clip"] = self.privacy.clip_policy
-        snapshot = snapshot_jpeg(frame, sighting.best_detections, cfg.evidence.jpeg_quality, cfg.evidence.max_width_px)
-        box = _best_box(sighting.best_detections)
+        snapshot = snapshot_jpeg(frame, shown, cfg.evidence.jpeg_quality, cfg.evidence.max_width_px)
+        box = _best_box(sighting.best_detections)  # in the detector's pixels, as zones and reference points are
         files = {"snapshot.jpg": snapshot}
-        if box is not None:
-            files["crop.jpg"] = crop_jpeg(frame, box, cfg.evidence.jpeg_quality)
+        if (shown_box := _best_box(shown)) is not None:
+            files["crop.jpg"] = crop_jpeg(frame, shown_box, cfg.evidence.jpeg_quality)
         location = locate(sighting.best_frame, source, box)
         sighting_id = case_id(cfg.agent_id, source.id, sighting.case_type, sighting.first_seen)
         fixed_box = box if source.kind == "fixed" else None  # a fixed camera tells problems apart by place in view
@@ -253,8 +257,21 @@ class Pipeline:
             privacy=masked,
         )
         self.store(source, case, files, sighting_id, fixed_box)
-        self.privacy.keep_original(case.id, case.revision, sighting.best_frame, cfg.evidence.jpeg_quality)
+        self.privacy.keep_original(case.id, case.revision, shown_frame, cfg.evidence.jpeg_quality)
         return case, files
+
+    def _evidence_view(
+        self, source: SourceConfig, sighting: Sighting, frame_detections: Sequence[Detections]
+    ) -> tuple[Frame, Detections, tuple[Detections, ...]]:
+        """The frame the evidence shows and its boxes: a two-input camera's record input at full resolution
+        (boxes scaled to it) where it holds the moment, else the frame the detector saw."""
+        running = self.running.get(source.id)
+        ring = running.video.packets if source.record_url and running and running.video else None
+        view = record_view(ring, sighting.best_frame, [sighting.best_detections, *frame_detections]) if ring else None
+        if view is None:
+            return sighting.best_frame, sighting.best_detections, tuple(frame_detections)
+        frame, (best, *others) = view
+        return frame, best, tuple(others)
 
     def _identity(
         self,
@@ -327,6 +344,19 @@ class Pipeline:
             return True
         log.info("%s: case %s revision %d was accepted before; not stored twice", source.id, case.id, case.revision)
         return False
+
+
+def _clip_clock(source: SourceConfig) -> Callable[[Frame], float]:
+    """The time a frame is at on its source's packet ring: a two-input camera's record ring runs on the
+    arrival clock (`streams.record`), every other ring or file on the frame's media time."""
+    return (lambda frame: frame.mono_s) if source.record_url else (lambda frame: frame.media_s)
+
+
+def _outcome(video: VideoSource) -> str:
+    """The end-of-run state of the source (its detect input's, as for one input), and its record input's."""
+    detect = video.stats.outcome()
+    record = video.record_stats.outcome() if video.record_stats is not None else ""
+    return "; ".join(filter(None, [detect, record and f"record input {record}"]))
 
 
 def _best_box(detections: Detections) -> np.ndarray | None:

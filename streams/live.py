@@ -119,7 +119,7 @@ class LiveReader:
         source_id: str,
         url: str,
         safe_url: str,
-        sampler: Sampler,
+        sampler: Sampler | None,
         options: LiveOptions,
         stats: SourceStats,
         packets: PacketRing | None = None,
@@ -127,7 +127,7 @@ class LiveReader:
         self.source_id = source_id
         self.url = url
         self.safe_url = safe_url
-        self.sampler = sampler
+        self.sampler = sampler  # None: a reader that keeps packets and decodes nothing (streams.record)
         self.options = options
         self.stats = stats
         self.packets = packets  # every encoded packet also goes here (clips); None keeps none
@@ -261,7 +261,7 @@ class LiveReader:
                 last_frame = now
                 self.stats.decoded += 1
                 self.stats.last_frame_mono_s, self.stats.last_media_s = now, media_s
-                if not self.sampler.wants(vframe, media_s, None):
+                if self.sampler is None or not self.sampler.wants(vframe, media_s, None):
                     continue
                 self.stats.sampled += 1
                 if self.slot.put(Decoded(vframe, media_s, now, datetime.now(UTC))):

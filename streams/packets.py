@@ -37,6 +37,7 @@ class StreamParams:
         self.template = self._holder.add_stream_from_template(stream)
         self.time_base: Fraction = stream.time_base or Fraction(1, 90000)
         self.codec = stream.codec_context.name
+        self.extradata = stream.codec_context.extradata  # SPS/PPS: what a decoder needs before the first keyframe
         self.width = stream.width
         self.height = stream.height
 

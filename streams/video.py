@@ -21,6 +21,7 @@ from streams import Frame, StreamError, mask_url
 from streams.health import Backoff, SourceStats, State
 from streams.live import Decoded, LatestSlot, LiveOptions, LiveReader, tune_decoder
 from streams.packets import PacketRing, RingFeeder
+from streams.record import RecordReader
 from streams.sampling import Sampler, TimeSampler
 from streams.track import Positions
 
@@ -49,7 +50,10 @@ class VideoSource:
     A file's frames are timed from `start_utc`, else its creation_time, else `start_hint` (when its
     telemetry says recording began), else its mtime; `time_source` says which. A file that ends before
     its container says it should (a cut upload) leaves the reason in `incomplete`.
-    With `packets` (a PacketRing) every encoded packet read is kept there too, for clips.
+    With `packets` (a PacketRing) every encoded packet read is kept there too, for clips. With
+    `record_url` (a camera's main stream beside `url`, its substream) the ring is filled from that
+    input instead, by a reader that decodes nothing and reconnects on its own (`streams.record`);
+    `record_stats` say its state, `stats` the detect input's.
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class VideoSource:
         packets: PacketRing | None = None,
         start_utc: datetime | None = None,
         start_hint: tuple[datetime, str] | None = None,
+        record_url: str | None = None,
     ) -> None:
         self.source_id = source_id
         self.url = url
@@ -78,6 +83,8 @@ class VideoSource:
         self.start_hint = start_hint  # files: (start, what said so) from telemetry, below creation_time
         self.packets = packets  # encoded packets for clips; None keeps none
         self.stats = SourceStats()
+        self.record_url = record_url
+        self.record_stats = SourceStats() if record_url else None
         self.duration_s: float | None = None
         self.frames_expected: int | None = None  # files: the container's frame count, where it has one
         self.last_media_s: float | None = None  # files: media time of the last frame decoded
@@ -93,24 +100,38 @@ class VideoSource:
     def frames(self, stop: threading.Event | None = None) -> Iterator[Frame]:
         """Yield sampled frames until the file ends or `stop` is set."""
         stop = stop or threading.Event()
-        if not self.live:
-            if self.realtime:
-                yield from self._paced(stop)
-            else:
-                yield from self._read_ahead(stop)
-            self.stats.set_state(State.ENDED)
-            return
-        reader = LiveReader(
-            self.source_id, self.url, mask_url(self.url), self.sampler, self.live_options, self.stats, self.packets
-        )
-        reader.start()
+        record = self._record_reader()
         try:
-            while not stop.is_set():
-                item = reader.take(0.25)
-                if item is not None:
-                    yield self._frame(item)
+            if not self.live:
+                if self.realtime:
+                    yield from self._paced(stop)
+                else:
+                    yield from self._read_ahead(stop)
+                self.stats.set_state(State.ENDED)
+                return
+            own_packets = None if record else self.packets
+            reader = LiveReader(
+                self.source_id, self.url, mask_url(self.url), self.sampler, self.live_options, self.stats, own_packets
+            )
+            reader.start()
+            try:
+                while not stop.is_set():
+                    item = reader.take(0.25)
+                    if item is not None:
+                        yield self._frame(item)
+            finally:
+                reader.stop()
         finally:
-            reader.stop()
+            if record is not None:
+                record.stop()
+
+    def _record_reader(self) -> RecordReader | None:
+        """The record input's reader, started; None for a source with one input (or without a ring)."""
+        if not self.record_url or self.packets is None or self.record_stats is None:
+            return None
+        reader = RecordReader(self.source_id, self.record_url, self.live_options, self.packets, self.record_stats)
+        reader.start()
+        return reader
 
     def _paced(self, stop: threading.Event) -> Iterator[Frame]:
         """A file at real time, as a camera: decoded and paced in a thread, newest sampled frame handed over."""
@@ -230,7 +251,7 @@ class VideoSource:
     def _decode(self, container, stream, start_utc: datetime, stop: threading.Event) -> Iterator[Decoded]:
         first_pts: float | None = None
         wall_start = self.started_mono_s = time.monotonic()
-        feeder = RingFeeder(self.packets, stream) if self.packets is not None else None
+        feeder = RingFeeder(self.packets, stream) if self.packets is not None and not self.record_url else None
         for packet in container.demux(stream):
             if stop.is_set():
                 return

@@ -4,10 +4,12 @@ Run it with Debian's /usr/bin/python3 (it has `gi`; the venv does not):
 
     /usr/bin/python3 tests/rtsp_server.py --port 8554 --fps 15 --size 640x360
 
-It serves rtsp://127.0.0.1:PORT/live over TCP and UDP, prints `READY PORT` once it listens and
+It serves rtsp://127.0.0.1:PORT/live (or `--path`) over TCP and UDP, prints `READY PORT` once it listens and
 runs until killed. The pattern is live (paced by the clock) and x264-encoded with a keyframe every
 second and SPS/PPS repeated, so a client that joins or rejoins at any time decodes within a second.
-The tests kill it, restart it on the same port and SIGSTOP/SIGCONT it to make faults.
+The tests kill it, restart it on the same port and SIGSTOP/SIGCONT it to make faults. With `--image`
+it shows that still picture (scaled to `--size`) instead of the moving ball: a scene whose objects stand
+at known places, as a camera's main stream and substream show the same scene at two sizes.
 """
 
 from __future__ import annotations
@@ -22,17 +24,20 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 
-def pipeline(fps: int, width: int, height: int, bframes: int = 0) -> str:
+def pipeline(fps: int, width: int, height: int, bframes: int = 0, image: str = "") -> str:
     """Baseline H.264 without B-frames, or with `bframes` B-frames (main profile, which allows them,
-    and without zerolatency, which forbids them), as many real cameras send."""
+    and without zerolatency, which forbids them), as many real cameras send; `image`: a still picture."""
     if bframes:
         encoder = f"x264enc speed-preset=ultrafast key-int-max={fps} bframes={bframes} b-adapt=false"
         profile = "main"
     else:
         encoder = f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps}"
         profile = "baseline"
+    scene = "videotestsrc is-live=true pattern=ball"
+    if image:
+        scene = f"filesrc location={image} ! decodebin ! imagefreeze is-live=true ! videoscale ! videoconvert"
     return (
-        f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate={fps}/1 ! "
+        f"( {scene} ! video/x-raw,width={width},height={height},framerate={fps}/1 ! "
         f"videoconvert ! {encoder} ! video/x-h264,profile={profile} ! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
 
@@ -44,6 +49,8 @@ def main() -> None:
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--bframes", type=int, default=0, help="B-frames between references (0: none)")
     parser.add_argument("--per-client", action="store_true", help="a pipeline per client instead of one shared")
+    parser.add_argument("--path", default="/live", help="the mount point")
+    parser.add_argument("--image", default="", help="serve this still picture instead of the moving ball")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
@@ -52,9 +59,9 @@ def main() -> None:
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(pipeline(args.fps, width, height, args.bframes))
+    factory.set_launch(pipeline(args.fps, width, height, args.bframes, args.image))
     factory.set_shared(not args.per_client)
-    server.get_mount_points().add_factory("/live", factory)
+    server.get_mount_points().add_factory(args.path, factory)
     if server.attach(None) == 0:
         sys.exit(f"cannot listen on 127.0.0.1:{args.port}")
     print(f"READY {server.get_bound_port()}", flush=True)

@@ -84,6 +84,8 @@ def parse_model(model: type[Model], text: str, base_dir: Path, origin: str) -> M
 
 _PATH_KEYS = {
     "url",
+    "detect",  # sources[].inputs
+    "record",
     "telemetry",
     "model",
     "face_model",

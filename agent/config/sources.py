@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.config.loading import looks_like_url
 from agent.config.rules import CaseType
@@ -66,12 +66,35 @@ class ZoneConfig(_Strict):
         return value
 
 
+class SourceInputs(_Strict):
+    """A camera's two streams, as Frigate's roles: the detector and the tracker read the low-resolution
+    `detect` substream (cheap to decode), while clips come from the `record` main stream, kept encoded
+    and decoded only from its last keyframe when a case needs a snapshot. Zones, masks and reference
+    points are in the detect stream's pixels (what the detector sees); evidence is at the record
+    stream's full resolution, its boxes scaled to it."""
+
+    detect: str = Field(description="the substream the detector reads, e.g. rtsp://…/Channels/102 (640x360)")
+    record: str = Field(description="the main stream: clips and snapshots, e.g. rtsp://…/Channels/101 (1080p)")
+
+    @field_validator("detect", "record")
+    @classmethod
+    def _input_exists(cls, value: str) -> str:
+        return _url_or_file(value)
+
+
 class SourceConfig(_Strict):
     """One camera or video file."""
 
     id: str = Field(pattern=_ID, description="short name used in logs, topics and case records")
     kind: SourceKind = Field(description="vehicle | fixed | drone | bodycam: decides sampling and geolocation")
-    url: str = Field(description="rtsp://user:${PASSWORD}@host/path, a video file, or builtin:sample")
+    url: str = Field(
+        default="",
+        description="rtsp://user:${PASSWORD}@host/path, a video file, or builtin:sample; "
+        "a camera with a substream gives `inputs` instead",
+    )
+    inputs: SourceInputs | None = Field(
+        default=None, description="cameras with a substream: {detect: URL of the substream, record: URL of the main}"
+    )
     telemetry: Path | None = Field(
         default=None, description="positions: DJI .SRT, NMEA .nmea, .gpx, MISB KLV .klv or a .ts with KLV"
     )
@@ -114,11 +137,34 @@ class SourceConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _url_exists(cls, value: str) -> str:
-        if looks_like_url(value):
-            check_camera_url(value)
-        elif not Path(value).is_file():
-            raise ValueError("file not found; give an existing video file or an rtsp:// URL")
-        return value
+        return _url_or_file(value)
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> SourceConfig:
+        """`url` or `inputs`; with inputs, `url` is the detect input (what every one-input path reads)."""
+        if self.inputs is None:
+            if not self.url:
+                raise ValueError(
+                    "url: required key is missing; give the camera's rtsp:// URL or a video file, "
+                    "or inputs: {detect: URL, record: URL} for a camera with a substream"
+                )
+            return self
+        if self.url and self.url != self.inputs.detect:
+            raise ValueError("give either url or inputs, not both (with inputs, the detector reads inputs.detect)")
+        if looks_like_url(self.inputs.detect) != looks_like_url(self.inputs.record):
+            raise ValueError("inputs: detect and record must both be camera URLs or both be files")
+        if not looks_like_url(self.inputs.record) and not self.realtime:
+            raise ValueError(
+                "inputs: two files play as a camera's two streams only with realtime: true; "
+                "give realtime: true, or url: with one file"
+            )
+        object.__setattr__(self, "url", self.inputs.detect)  # frozen: set once, here, while validating
+        return self
+
+    @property
+    def record_url(self) -> str | None:
+        """The record input (main stream) of a two-input source; None when the source has one input."""
+        return self.inputs.record if self.inputs else None
 
     @field_validator("gnss")
     @classmethod
@@ -182,6 +228,14 @@ class SourceConfig(_Strict):
         if value is not None and not value.is_file():
             raise ValueError("file not found; give the .SRT, .nmea, .gpx or .klv file recorded with the video")
         return value
+
+
+def _url_or_file(value: str) -> str:
+    if looks_like_url(value):
+        check_camera_url(value)
+    elif not Path(value).is_file():
+        raise ValueError("file not found; give an existing video file or an rtsp:// URL")
+    return value
 
 
 def check_camera_url(url: str) -> None:

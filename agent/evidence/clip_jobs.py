@@ -38,7 +38,10 @@ CLIP_MEDIA_TYPE = "video/mp4"
 
 
 def ring_for(config: EvidenceConfig, source: SourceConfig) -> PacketRing | None:
-    """Cameras buffer their encoded packets for clips; files are cut from the file, so need none."""
+    """Cameras buffer their encoded packets for clips; files are cut from the file, so need none. A
+    two-input camera's record input always fills one: its snapshot is decoded from there too."""
+    if source.record_url:
+        return PacketRing(config.ring_max_s, int(config.ring_max_mb * 1e6))
     if not config.clips or not is_live(source.url):
         return None
     return PacketRing(config.ring_max_s, int(config.ring_max_mb * 1e6))

@@ -29,18 +29,21 @@ class RtspServer:
     size: str = "640x360"
     bframes: int = 0  # B-frames between references (main profile); 0: baseline, none
     per_client: bool = False  # a pipeline per client: clients never race on one shared media's preparation
+    path: str = "/live"  # the mount point
+    image: Path | None = None  # a still picture to show instead of the moving ball
     process: subprocess.Popen | None = None
     starts: list[float] = field(default_factory=list)
 
     @property
     def url(self) -> str:
-        return f"rtsp://127.0.0.1:{self.port}/live"
+        return f"rtsp://127.0.0.1:{self.port}{self.path}"
 
     def start(self, timeout_s: float = 15.0) -> None:
         """Start the server and return once its port accepts connections."""
         assert self.process is None or self.process.poll() is not None, "server already running"
         args = ["--port", str(self.port), "--fps", str(self.fps), "--size", self.size, "--bframes", str(self.bframes)]
         args += ["--per-client"] if self.per_client else []
+        args += ["--path", self.path, *(["--image", str(self.image)] if self.image else [])]
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
                 [SYSTEM_PYTHON, str(SERVER_SCRIPT), *args],
@@ -92,9 +95,16 @@ def rtsp_factory(tmp_path: Path) -> Iterator[Callable[..., RtspServer]]:
     _need_server_tools()
     made: list[RtspServer] = []
 
-    def make(fps: int = 15, size: str = "640x360", bframes: int = 0, per_client: bool = False) -> RtspServer:
+    def make(
+        fps: int = 15,
+        size: str = "640x360",
+        bframes: int = 0,
+        per_client: bool = False,
+        path: str = "/live",
+        image: Path | None = None,
+    ) -> RtspServer:
         log_path = tmp_path / f"rtsp-{len(made)}.log"
-        server = RtspServer(free_port(), log_path, fps=fps, size=size, bframes=bframes, per_client=per_client)
+        server = RtspServer(free_port(), log_path, fps, size, bframes, per_client, path, image)
         made.append(server)
         return server
 
