@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from agent.observe.view import AgentView, stats_of
+from agent.observe.view import AgentView, inputs_of, stats_of
 from streams.health import State
 
 PREFIX = "edge_agent"
@@ -68,6 +68,11 @@ class AgentCollector(Collector):
             f"{PREFIX}_detections", "Detections by the model's class name", labels=["source", "class"]
         )
         cases = CounterMetricFamily(f"{PREFIX}_cases_raised", "Case revisions accepted per source", labels=by_source)
+        inputs = GaugeMetricFamily(
+            f"{PREFIX}_source_input_state",
+            "Two-input cameras: 1 for the state each input (detect, record) is in, 0 for the others",
+            labels=["source", "input", "state"],
+        )
         now = time.monotonic()
         for running in self.view.sources():
             sid, stats = running.config.id, stats_of(running)
@@ -83,7 +88,10 @@ class AgentCollector(Collector):
             for name, n in sorted(running.by_class.items()):
                 detections.add_metric([sid, name], n)
             cases.add_metric([sid], len(running.summary.case_ids))
-        yield from (decoded, analysed, dropped, reconnects, state, age, detections, cases)
+            for role, stats in inputs_of(running).items():
+                for value in State:
+                    inputs.add_metric([sid, role, value.value], 1.0 if value.value == str(stats.state) else 0.0)
+        yield from (decoded, analysed, dropped, reconnects, state, age, detections, cases, inputs)
 
     def _outbox(self) -> Iterator[Metric]:
         depth = self.view.outbox_stats.depth()

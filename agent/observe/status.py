@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 
-from agent.observe.view import AgentView, stats_of, wall_time
+from agent.observe.view import AgentView, inputs_of, state_and_reason, stats_of, wall_time
 from agent.pipeline import RunningSource
 from protocol.messages import Topics
 from uploader import MqttUploader
@@ -72,8 +72,7 @@ class StatusPublisher:
 
     def _publish_changes(self, client: mqtt.Client) -> None:
         for running in self.view.sources():
-            stats = stats_of(running)
-            current = (str(stats.state), stats.reason)
+            current = state_and_reason(running)
             with self._lock:
                 if self._sent.get(running.config.id) == current:
                     continue
@@ -89,16 +88,20 @@ class StatusPublisher:
         """The retained status of one source (protocol/schemas/source-status-v1.schema.json)."""
         stats = stats_of(running)
         last_frame = wall_time(stats.last_frame_mono_s)
-        return {
+        state, reason = state_and_reason(running)
+        status: dict[str, object] = {
             "schema_version": SCHEMA_VERSION,
             "agent_id": self.view.config.agent_id,
             "source_id": running.config.id,
-            "state": str(stats.state),
+            "state": state,
             "since": _iso(wall_time(stats.since_mono_s) or datetime.now(UTC)),
-            "reason": stats.reason[:300],
+            "reason": reason[:300],
             "last_frame_at": _iso(last_frame) if last_frame else None,
             "position": _position(running),
         }
+        if inputs := inputs_of(running):
+            status["inputs"] = {role: {"state": str(s.state), "reason": s.reason[:300]} for role, s in inputs.items()}
+        return status
 
     def heartbeat(self) -> dict[str, object]:
         """The periodic summary (protocol/schemas/stats-v1.schema.json)."""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from agent.config import AgentConfig
 from agent.pipeline import Pipeline, RunningSource
-from streams.health import SourceStats
+from streams.health import SourceStats, State
 from streams.video import is_live
 from uploader import MqttUploader, Outbox
 from uploader.budget import utc_day
@@ -51,6 +51,22 @@ class AgentView:
 def stats_of(running: RunningSource) -> SourceStats:
     """The stream's counters, or fresh ones (state idle) while the source is still being opened."""
     return running.video.stats if running.video else SourceStats()
+
+
+def inputs_of(running: RunningSource) -> dict[str, SourceStats]:
+    """A two-input camera's inputs by role ("detect", "record") with their counters; {} for one input."""
+    video = running.video
+    if video is None or video.record_stats is None:
+        return {}
+    return {"detect": video.stats, "record": video.record_stats}
+
+
+def state_and_reason(running: RunningSource) -> tuple[str, str]:
+    """The source's state (its detect input's: what the detector is doing) and why; a two-input camera's
+    reason also names each input that is not live, so that a dead main stream is seen though detection runs."""
+    stats = stats_of(running)
+    down = [f"{role} input {s.state}: {s.reason}" for role, s in inputs_of(running).items() if s.state != State.LIVE]
+    return str(stats.state), "; ".join(down) if down else stats.reason
 
 
 def wall_time(mono_s: float | None) -> datetime | None:
