@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from agent.config import resources
-from agent.tools.bench_common import make_clip, process_usage
+from agent.tools.bench_common import make_clip, parse_settings, process_usage
 
 BASELINE_IMGSZ = 640
 
@@ -189,6 +189,18 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="--streams: the cameras decode keyframes only (sources[].keyframes_only)",
     )
+    bench.add_argument(
+        "--substreams",
+        action="store_true",
+        help="--streams: each camera has two inputs (sources[].inputs): the detector reads a 640x360 substream "
+        "of the clip, the 1080p clip is kept encoded for evidence",
+    )
+    bench.add_argument(
+        "--settings",
+        type=parse_settings,
+        help="--streams: run N cameras once per setting (full, keyframes, substream; comma-separated) and "
+        "print them side by side",
+    )
     bench.set_defaults(func=_command)
 
 
@@ -199,6 +211,11 @@ def _command(args: argparse.Namespace) -> int:
         if args.model.startswith("builtin:")
         else Path(args.model)
     )
+    if args.streams and args.settings:
+        from agent.tools.bench_settings import compare_settings
+
+        compare_settings(args, model)
+        return 0
     if args.streams:
         from agent.tools.bench_streams import bench_streams
 

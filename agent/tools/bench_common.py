@@ -3,9 +3,28 @@ neither imports the other: the clip they play and how a process's CPU time and p
 
 from __future__ import annotations
 
+import argparse
 import resource
 import subprocess
 from pathlib import Path
+
+# `bench --settings`: how the cameras are decoded (agent.tools.bench_settings runs them side by side)
+SETTINGS = {
+    "full": {"keyframes_only": False, "substreams": False},
+    "keyframes": {"keyframes_only": True, "substreams": False},
+    "substream": {"keyframes_only": False, "substreams": True},
+}
+
+
+def parse_settings(text: str) -> list[str]:
+    """`full,keyframes,substream` (any of them, in the order given) for argparse."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SETTINGS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown setting {', '.join(unknown) or text!r}; accepted: {', '.join(SETTINGS)}"
+        )
+    return names
 
 
 def make_clip(source: Path, out: Path, height: int, fps: int, kbit: int, seconds: int) -> Path:

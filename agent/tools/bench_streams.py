@@ -6,6 +6,10 @@ motion gating and `--sample-fps` detections a second, through the agent's own pa
 Pipeline, persistence rule, evidence and outbox as `edge-agent run` (a temporary state folder, no
 broker), one thread per source, the detectors shared by all (each model loaded once).
 
+With substreams (`--substreams`) each camera has two inputs, as `sources[].inputs`: the detector reads a
+640x360 version of the clip (the substream) and the record input keeps the 1080p clip's packets in the
+ring without decoding them, decoding from the last keyframe only for a case's snapshot.
+
 Per stream: frames decoded, sampled (wanted by the motion gate), dropped (sampled but replaced by a
 newer one before the pipeline took it), analysed, lag (wall time minus media time when the pipeline
 starts on a frame) and latency: detection-to-outbox (from the start of the frame's analysis to its
@@ -77,21 +81,20 @@ def run_streams(
     of: int = 0,
     config_file: Path | None = None,
     keyframes_only: bool = False,
+    detect_clips: list[Path] | None = None,
 ) -> dict:
     """Run `streams` paced sources (numbers `first`.. of `of` in all) in this process for `seconds`; the
-    report as a dict (see the module's docstring). `config_file`: see `bench_config`."""
+    report as a dict (see the module's docstring). `config_file`: see `bench_config`. `detect_clips`: the
+    substream of each clip (same order): every camera then has two inputs."""
     with tempfile.TemporaryDirectory() as tmp:
-        sources = [
-            {
-                "id": f"cam{first + i:02d}",
-                "kind": "fixed",
-                "url": str(clips[(first + i) % len(clips)]),
-                "sample_fps": sample_fps,
-                "realtime": True,
-                "keyframes_only": keyframes_only,
-            }
-            for i in range(streams)
-        ]
+        sources = []
+        for i in range(streams):
+            clip = str(clips[(first + i) % len(clips)])
+            way_in: dict = {"url": clip}
+            if detect_clips:
+                way_in = {"inputs": {"detect": str(detect_clips[(first + i) % len(clips)]), "record": clip}}
+            camera = {"id": f"cam{first + i:02d}", "kind": "fixed", "sample_fps": sample_fps, "realtime": True}
+            sources.append(camera | way_in | {"keyframes_only": keyframes_only})
         config = bench_config(model, config_file, Path(tmp), sources)
         detectors = build_detectors(config)
         check_class_map(config, detectors)
@@ -195,6 +198,8 @@ def _start_worker(clips: list[Path], model: Path, streams: int, first: int, seco
     command += ["--first", str(first), "--of", str(args.streams), "--seconds", str(seconds)]
     command += ["--sample-fps", str(args.sample_fps), *(["--config", str(args.config)] if args.config else [])]
     command += ["--keyframes-only"] if args.keyframes_only else []
+    for detect in getattr(args, "detect_clips", None) or []:
+        command += ["--detect-clip", str(detect)]
     command += [*map(str, clips)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -225,6 +230,8 @@ def measure(clips: list[Path], model: Path, streams: int, seconds: float, proces
 def bench_streams(args: argparse.Namespace, model: Path) -> dict:
     """The `bench --streams N` command: a 1-stream run for the memory baseline, then N streams; prints a table."""
     clips = list(args.clip) if args.clip else [default_clip(args.seconds)]
+    if getattr(args, "substreams", False):
+        args.detect_clips = [substream_clip(clip, args.seconds) for clip in clips]
     base = None
     if args.streams > 1:
         base = measure(clips, model, 1, min(args.seconds, RSS_BASE_MAX_S), 1, args)
@@ -246,6 +253,13 @@ def default_clip(seconds: float) -> Path:
     cache.mkdir(exist_ok=True)
     out = cache / f"sample-1920x1080p25-4M-{int(seconds)}s.mp4"
     return make_clip(resources.builtin("sample"), out, 1080, 25, 4000, int(seconds + 1))
+
+
+def substream_clip(clip: Path, seconds: float) -> Path:
+    """The camera's substream: `clip` at 640x360, 25 fps, 768 kb/s (a common substream setting)."""
+    cache = Path(tempfile.gettempdir()) / "edge-agent-bench"
+    cache.mkdir(exist_ok=True)
+    return make_clip(clip, cache / f"{clip.stem}-640x360p25-768k-{int(seconds)}s.mp4", 360, 25, 768, int(seconds + 1))
 
 
 def print_table(run: dict) -> None:
@@ -315,9 +329,10 @@ def main() -> None:  # a worker process: prints one JSON line
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--sample-fps", type=float, required=True)
     parser.add_argument("--keyframes-only", action="store_true")
+    parser.add_argument("--detect-clip", type=Path, action="append", help="the substream of each clip, in order")
     a = parser.parse_args()
     report = run_streams(
-        a.clips, a.model, a.streams, a.seconds, a.sample_fps, a.first, a.of, a.config, a.keyframes_only
+        a.clips, a.model, a.streams, a.seconds, a.sample_fps, a.first, a.of, a.config, a.keyframes_only, a.detect_clip
     )
     print(json.dumps(report))
 
