@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from streams.video import mask_url
 
-SOURCE_THREADS = ("source:", "decode:")  # runner.py and streams/ name a source's threads "<role>:<source id>"
+SOURCE_THREADS = ("source:", "decode:", "record:")  # runner.py and streams/ name a source's threads "<role>:<id>"
 
 
 class MaskingFormatter(logging.Formatter):

@@ -33,8 +33,8 @@ class RecordReader(LiveReader):
     def __init__(self, source_id: str, url: str, options: LiveOptions, ring: PacketRing, stats: SourceStats) -> None:
         super().__init__(f"{source_id} record input", url, mask_url(url), None, options, stats, ring)
         self.live = url.lower().startswith(("rtsp://", "rtsps://", "rtmp://", "udp://", "srt://"))
-        if not self.live:
-            self._thread = threading.Thread(target=self._run_file, name=f"record:{source_id}", daemon=True)
+        run = self._run if self.live else self._run_file
+        self._thread = threading.Thread(target=run, name=f"record:{source_id}", daemon=True)  # logs: the source id
 
     def _pump(self, container: av.container.InputContainer) -> None:
         """Keep every packet of the connection until it ends, fails or stalls, or stop is set."""

@@ -22,7 +22,7 @@ def parse_settings(text: str) -> list[str]:
     unknown = [name for name in names if name not in SETTINGS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
-            f"unknown setting {', '.join(unknown) or text!r}; accepted: {', '.join(SETTINGS)}"
+            f"unknown setting {', '.join(unknown) or repr(text)}; accepted: {', '.join(SETTINGS)}"
         )
     return names
 

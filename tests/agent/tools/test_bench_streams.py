@@ -67,3 +67,45 @@ def test_the_street_camera_bench_shows_each_detectors_share(tmp_path: Path) -> N
         int(line.split(": ")[1].split(" %")[0]) for line in done.stdout.splitlines() if line.startswith("detector ")
     ]
     assert len(shares) == 3 and 97 <= sum(shares) <= 103  # rounded shares of one whole
+
+
+def test_the_settings_side_by_side_include_substreams(tmp_path: Path) -> None:
+    """`--settings substream,full`: each camera's detect input is a 640x360 substream made from the clip, its
+    record input the clip itself; one table gives both settings' verdicts and costs."""
+    clip = make_clip(tmp_path / "main.mp4", seconds=5, size="1280x720", rate=25)
+    report_path = tmp_path / "report.json"
+    args = ("bench", "--streams", "2", "--seconds", "5", "--clip", str(clip), "--settings", "substream,full")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path)}  # the substream clip is made there
+    done = subprocess.run(
+        agent_cmd(*args, "--json", str(report_path)), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    substream = tmp_path / "edge-agent-bench" / "main-640x360p25-768k-5s.mp4"
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", str(substream)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.strip() == "640,360"
+    lines = done.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("setting"))
+    for column in ("kept up", "p95s < 1 s", "lag p95 ms", "outbox p95 ms", "CPU %/camera", "MB/added camera"):
+        assert column in lines[header]
+    assert [line.split()[0] for line in lines[header + 2 : header + 4]] == ["substream", "full"]
+    rows = json.loads(report_path.read_text())
+    assert [(r["setting"], r["streams"]) for r in rows] == [("substream", 2), ("full", 2)]
+    for row in rows:
+        assert 0 <= row["meet_p95"] <= 2 and 0 <= row["kept_up"] <= 2
+        assert row["cpu_per_camera_pct"] > 0 and row["rss_per_added_mb"] is not None
+        assert row["analysed_per_s"] > 0
+
+
+def test_an_unknown_setting_is_named_with_the_accepted_ones(tmp_path: Path) -> None:
+    done = subprocess.run(
+        agent_cmd("bench", "--streams", "2", "--settings", "full,substreams"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "unknown setting substreams; accepted: full, keyframes, substream" in done.stderr
