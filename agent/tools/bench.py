@@ -198,7 +198,8 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--settings",
         type=parse_settings,
-        help="--streams: run N cameras once per setting (full, keyframes, substream; comma-separated) and "
+        help="--streams: run N cameras once per setting (full, keyframes, substream, substream-keyframes; "
+        "comma-separated) and "
         "print them side by side",
     )
     bench.set_defaults(func=_command)

@@ -13,6 +13,7 @@ SETTINGS = {
     "full": {"keyframes_only": False, "substreams": False},
     "keyframes": {"keyframes_only": True, "substreams": False},
     "substream": {"keyframes_only": False, "substreams": True},
+    "substream-keyframes": {"keyframes_only": True, "substreams": True},  # the substream's keyframes only
 }
 
 
@@ -27,9 +28,9 @@ def parse_settings(text: str) -> list[str]:
     return names
 
 
-def make_clip(source: Path, out: Path, height: int, fps: int, kbit: int, seconds: int) -> Path:
-    """A 16:9 H.264 clip at the given height, rate and bitrate, made from `source` with ffmpeg (scaled to
-    fill the frame and cropped: 1080 gives 1920x1080)."""
+def make_clip(source: Path, out: Path, height: int, fps: int, kbit: int, seconds: int, gop_s: float = 2.0) -> Path:
+    """A 16:9 H.264 clip at the given height, rate and bitrate, a keyframe every `gop_s`, made from `source`
+    with ffmpeg (scaled to fill the frame and cropped: 1080 gives 1920x1080)."""
     width = round(height * 16 / 9 / 2) * 2
     if not out.exists():
         subprocess.run(
@@ -57,7 +58,7 @@ def make_clip(source: Path, out: Path, height: int, fps: int, kbit: int, seconds
                 "-bufsize",
                 f"{2 * kbit}k",
                 "-g",
-                str(2 * fps),
+                str(round(gop_s * fps)),
                 "-pix_fmt",
                 "yuv420p",
                 str(out),

@@ -3,7 +3,8 @@ one after the other, in one table: does each setting keep up, and what does a ca
 
 full: every frame of the 1080p stream decoded (today's default); keyframes: keyframes only
 (`keyframes_only`); substream: the detector decodes a 640x360 substream and the 1080p main stream is kept
-encoded for evidence (`inputs`). Each setting is `bench --streams N` as it is (a 1-stream run for the
+encoded for evidence (`inputs`); substream-keyframes: the same, the substream's keyframes only (one a
+second). Each setting is `bench --streams N` as it is (a 1-stream run for the
 memory baseline, then N), so its own per-stream table is printed first.
 """
 
@@ -65,14 +66,14 @@ def print_comparison(rows: list[dict]) -> None:
         return "-" if value is None else f"{1000 * value:.0f}"
 
     header = (
-        f"{'setting':<10} {'cameras':>7} {'kept up':>7} {'p95s < 1 s':>10} {'lag p95 ms':>10} {'outbox p95 ms':>13} "
+        f"{'setting':<19} {'cameras':>7} {'kept up':>7} {'p95s < 1 s':>10} {'lag p95 ms':>10} {'outbox p95 ms':>13} "
         f"{'cases':>5} {'analysed/s':>10} {'CPU %/camera':>12} {'MB/added camera':>15}"
     )
     print(f"\n{header}\n{'-' * len(header)}")
     for r in rows:
         rss = "-" if r["rss_per_added_mb"] is None else f"{r['rss_per_added_mb']:.1f}"
         print(
-            f"{r['setting']:<10} {r['streams']:>7} {r['kept_up']:>7} {r['meet_p95']:>10} "
+            f"{r['setting']:<19} {r['streams']:>7} {r['kept_up']:>7} {r['meet_p95']:>10} "
             f"{ms(r['lag_p95_worst_s']):>10} {ms(r['outbox_p95_worst_s']):>13} {r['cases']:>5} "
             f"{r['analysed_per_s']:>10.1f} {r['cpu_per_camera_pct']:>12.1f} {rss:>15}"
         )

@@ -256,10 +256,12 @@ def default_clip(seconds: float) -> Path:
 
 
 def substream_clip(clip: Path, seconds: float) -> Path:
-    """The camera's substream: `clip` at 640x360, 25 fps, 768 kb/s (a common substream setting)."""
+    """The camera's substream: `clip` at 640x360, 25 fps, 768 kb/s, a keyframe a second (a common substream
+    setting; with keyframes only, one detection a second)."""
     cache = Path(tempfile.gettempdir()) / "edge-agent-bench"
     cache.mkdir(exist_ok=True)
-    return make_clip(clip, cache / f"{clip.stem}-640x360p25-768k-{int(seconds)}s.mp4", 360, 25, 768, int(seconds + 1))
+    out = cache / f"{clip.stem}-640x360p25-768k-g25-{int(seconds)}s.mp4"
+    return make_clip(clip, out, 360, 25, 768, int(seconds + 1), gop_s=1.0)
 
 
 def print_table(run: dict) -> None:

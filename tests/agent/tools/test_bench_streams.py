@@ -80,7 +80,7 @@ def test_the_settings_side_by_side_include_substreams(tmp_path: Path) -> None:
         agent_cmd(*args, "--json", str(report_path)), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
-    substream = tmp_path / "edge-agent-bench" / "main-640x360p25-768k-5s.mp4"
+    substream = tmp_path / "edge-agent-bench" / "main-640x360p25-768k-g25-5s.mp4"
     probe = subprocess.run(
         ["ffprobe", "-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", str(substream)],
         capture_output=True,
@@ -108,4 +108,7 @@ def test_an_unknown_setting_is_named_with_the_accepted_ones(tmp_path: Path) -> N
         capture_output=True,
         text=True,
     )
-    assert done.returncode == 2 and "unknown setting substreams; accepted: full, keyframes, substream" in done.stderr
+    assert (
+        done.returncode == 2
+        and "unknown setting substreams; accepted: full, keyframes, substream, substream-keyframes" in done.stderr
+    )
