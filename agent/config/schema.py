@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from agent.config import resources
-from agent.config.loading import ConfigError, parse_model, read_config_text
+from agent.config.loading import ConfigError, is_file, parse_model, read_config_text
 from agent.config.observe import MetricsConfig
 from agent.config.privacy import PrivacyConfig
 from agent.config.rules import CasesConfig, CaseType, RuleConfig
@@ -83,7 +83,7 @@ class DetectorConfig(_Strict):
     @field_validator("model")
     @classmethod
     def _model_exists(cls, value: Path) -> Path:
-        if not value.is_file():
+        if not is_file(value):
             raise ValueError("model file not found; use builtin:garbage or a file made by `edge-agent export`")
         return value
 
@@ -200,7 +200,7 @@ class GridConfig(_Strict):
     @field_validator("file")
     @classmethod
     def _loads(cls, value: Path, info: ValidationInfo) -> Path:
-        if not value.is_file():
+        if not is_file(value):
             raise ValueError("file not found; give the grid layer as a GeoJSON file")
         fields = info.data.get("fields") or GridFields()
         GridIndex.load(value, info.data.get("crs", "WGS84"), fields.model_dump())
@@ -295,7 +295,7 @@ def load_receiver_config(path: Path) -> ReceiverConfig:
     The platform package takes the validated ReceiverConfig and shares only the protocol with the agent."""
     from cityplatform.config import ReceiverConfig
 
-    if not path.is_file():
+    if not is_file(path):
         raise ConfigError(
             f"{path}: no receiver configuration there; give the path of a receiver YAML, "
             "for example -c configs/receiver.yaml"

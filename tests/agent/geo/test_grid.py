@@ -161,6 +161,16 @@ def test_bad_grid_file_is_refused_naming_file_and_feature(tmp_path: Path, conten
         assert text in message
 
 
+def test_a_long_missing_path_is_named_with_its_file_name(tmp_path: Path) -> None:
+    """A box's paths can be long; the error keeps the file name (the end) and stays one readable line."""
+    missing = tmp_path / ("district-" * 30) / "grid-2026.geojson"
+    with pytest.raises(ConfigError) as error:
+        load_config(_config(tmp_path, {"file": str(missing)}))
+    message = str(error.value)
+    assert "grid.file" in message and "grid-2026.geojson" in message and "characters)" in message
+    assert len(message) < 800
+
+
 @pytest.mark.parametrize(
     "grid, expected",
     [
