@@ -60,7 +60,7 @@ def fixed_camera(state_dir: Path, video: Path, start: datetime, agent_id: str = 
             "kind": "fixed",
             "url": str(video),
             "telemetry": None,
-            "position": CameraPosition(lat=30.25961, lon=120.16321, accuracy_m=30),
+            "position": CameraPosition(lat=30.2742, lon=120.155, accuracy_m=30),  # in grid cell EX-0101
             "sample_fps": FPS,
             "idle_every_s": 1.0,
             "start_time": start,

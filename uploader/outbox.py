@@ -9,8 +9,7 @@ Each case revision and each of its files moves pending -> sent (broker PUBACK) -
 platform's acknowledgement). A case leaves the disk only when it and all its files are acked, or
 when a newer revision replaces it (uploader/revisions.py: which files a revision need not send
 again, and when an older revision's folder may go); its row stays, so that the same case accepted
-again (a re-run of the same footage) is not sent again. A `cleared` observation is kept like a case
-(its `kind` decides its topic).
+again (a re-run of the same footage) is not sent again. `cleared` observations are kept as cases, sent after them.
 """
 
 from __future__ import annotations
@@ -159,10 +158,11 @@ class Outbox:
     # --- sending ---------------------------------------------------------------------------------
 
     def next_unit(self, evidence_allowed: bool = True) -> CaseUnit | FileUnit | None:
-        """The most urgent thing to send: case JSONs (new before updates), then files by priority."""
+        """The most urgent thing to send: case JSONs (new before updates, `cleared` last), then files by priority."""
         with self._lock:
             row = self._db.execute(
-                "SELECT case_id, revision, kind FROM cases WHERE state = ? ORDER BY revision > 1, accepted_at LIMIT 1",
+                "SELECT case_id, revision, kind FROM cases WHERE state = ? "
+                "ORDER BY kind = 'cleared', revision > 1, accepted_at LIMIT 1",
                 (PENDING,),
             ).fetchone()
             if row:
