@@ -50,7 +50,13 @@ def footage(path: Path, scenes: list[tuple[Path, float]]) -> Path:
     return path
 
 
-def fixed_camera(state_dir: Path, video: Path, start: datetime, agent_id: str = "market-box") -> AgentConfig:
+def fixed_camera(
+    state_dir: Path,
+    video: Path,
+    start: datetime,
+    agent_id: str = "market-box",
+    at: tuple[float, float] = (30.2742, 120.155),
+) -> AgentConfig:
     """The built-in detector on one fixed camera reading `video` as recorded from `start`: a pile seen 3
     times in 10 s is a case; its box clear for 30 s (3 frames at least) is a `cleared` observation."""
     base = default_config()
@@ -60,7 +66,7 @@ def fixed_camera(state_dir: Path, video: Path, start: datetime, agent_id: str = 
             "kind": "fixed",
             "url": str(video),
             "telemetry": None,
-            "position": CameraPosition(lat=30.2742, lon=120.155, accuracy_m=30),  # in grid cell EX-0101
+            "position": CameraPosition(lat=at[0], lon=at[1], accuracy_m=30),  # by default in grid cell EX-0101
             "sample_fps": FPS,
             "idle_every_s": 1.0,
             "start_time": start,
