@@ -106,3 +106,16 @@ def test_reviews_become_a_yolo_dataset_that_train_accepts(
     again = run_cli("platform-training-set", "-c", str(config), "--out", str(out), "--classes", "garbage",
                     cwd=tmp_path)  # fmt: skip
     assert again.returncode == 2 and "is not empty" in again.stderr
+
+
+def test_train_names_what_is_wrong_with_a_data_yaml_or_a_missing_classes(tmp_path: Path) -> None:
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump({"path": str(tmp_path), "train": "../../etc", "val": "v"}))
+    done = run_cli("train", "--data", str(tmp_path / "data.yaml"), "--out", str(tmp_path / "runs"), cwd=tmp_path)
+    assert done.returncode == 2 and "needs path, train, val and names" in done.stderr
+    (tmp_path / "data.yaml").write_text(
+        yaml.safe_dump({"path": str(tmp_path), "train": "../../etc", "val": "v", "names": {0: "a"}})
+    )
+    done = run_cli("train", "--data", str(tmp_path / "data.yaml"), "--out", str(tmp_path / "runs"), cwd=tmp_path)
+    assert done.returncode == 2 and "train: '../../etc' is not a folder inside" in done.stderr
+    done = run_cli("train", "--data", str(tmp_path), "--out", str(tmp_path / "runs"), cwd=tmp_path)
+    assert done.returncode == 2 and "--classes: give the class names" in done.stderr
