@@ -217,7 +217,7 @@ class Pipeline:
                     clips.add(case, files, frame.media_s)
                     accepted.append((case.id, case.revision))
                     summary.case_ids.append(case.id)
-                verification.check(frame, by_type, frame_boxes)
+                verification.check(frame, by_type, found.raw.keys(), frame_boxes)
                 for case, files in clips.due(frame.media_s):
                     self.store(source, case, files)
                 backlog.retry()

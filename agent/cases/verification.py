@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,10 +87,15 @@ class Verifier:
         self.cases = cases
         self._watching: dict[str, _Watch] = {}
 
-    def update(self, frame: Frame, by_type: dict[str, Detections]) -> list[Clearance]:
-        """The cases this frame completes as clear (each marked cleared in the registry, so once)."""
+    def update(
+        self, frame: Frame, by_type: dict[str, Detections], looked_for: Callable[[str], bool] = lambda t: True
+    ) -> list[Clearance]:
+        """The cases this frame completes as clear (each marked cleared in the registry, so once). A type no
+        detector looked for on this frame (`looked_for`: one not due) neither clears nor sees its cases."""
         done = []
         for case in self.registry.open_cases(self.source.id, frame.utc - timedelta(days=self.cases.remember_days)):
+            if not looked_for(case.type):
+                continue
             rule = self.cases.rule(case.type, frame.utc)
             view = self._in_view(frame, case, rule.clear_range_m) if rule.clear_after_s is not None else None
             if view is None or self._seen(case, by_type.get(case.type)):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -52,6 +52,13 @@ class ClearedWriter:
 
     def watch(self, source: SourceConfig, registry: CaseRegistry) -> SourceVerification:
         return SourceVerification(self, Verifier(registry, source, self.config.cases))
+
+    def types_of(self, ran: Collection[str]) -> Callable[[str], bool]:
+        """Whether a case type was looked for by the detectors that ran: one whose class map gives it, or, for
+        a type no class map gives (co-located groups, composed overflow), any detector at all."""
+        mapped = {t for d in self.detectors for t in d.entry.class_map.values()}
+        given = {t for d in self.detectors if d.entry.id in ran for t in d.entry.class_map.values()}
+        return lambda case_type: case_type in given or (case_type not in mapped and bool(ran))
 
     def model_for(self, case_type: str) -> tuple[str, str]:
         """(name, version) of the detector whose classes give the type; the first detector otherwise."""
@@ -112,6 +119,10 @@ class SourceVerification:
         self.writer = writer
         self.verifier = verifier
 
-    def check(self, frame: Frame, by_type: dict[str, Detections], frame_boxes: FrameBoxes | None = None) -> int:
-        """Store a `cleared` observation for each case this frame shows clear long enough; how many."""
-        return sum(self.writer.store(c, frame_boxes) for c in self.verifier.update(frame, by_type))
+    def check(
+        self, frame: Frame, by_type: dict[str, Detections], ran: Collection[str], frame_boxes: FrameBoxes | None = None
+    ) -> int:
+        """Store a `cleared` observation for each case this frame shows clear long enough; how many. `ran`: the
+        ids of the detectors that looked at this frame (one not due says nothing about its types)."""
+        looked_for = self.writer.types_of(ran)
+        return sum(self.writer.store(c, frame_boxes) for c in self.verifier.update(frame, by_type, looked_for))

@@ -15,11 +15,13 @@ import pytest
 
 from agent.cases.registry import CaseRegistry
 from agent.cases.verification import in_footprint
+from agent.config import AgentConfig
 from agent.runner import run_agent
 from protocol import CLEARED_SCHEMA
 from protocol.signing import PUBLIC_KEY_FILE, verify_record
 from streams import GeoPoint, PositionFix
 from tests.cleared_footage import fixed_camera, footage, pile_photos
+from tests.conftest import REPO
 
 START = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
@@ -129,3 +131,27 @@ def test_the_footprint_of_a_moving_camera() -> None:
     )
     assert in_footprint(fix(None, corners), *ahead, hfov_deg=None)
     assert not in_footprint(fix(None, corners), 30.0005, 120.0, hfov_deg=None)
+
+
+def test_frames_the_garbage_detector_is_not_due_on_neither_clear_nor_see(
+    tmp_path: Path, photos: tuple[Path, Path]
+) -> None:
+    """Garbage runs once every 4 s, smoke on every frame: the frames between say nothing about the pile."""
+    pile, _removed = photos
+    config = fixed_camera(tmp_path / "state", footage(tmp_path / "pass.mp4", [(pile, 40)]), START)
+    document = config.model_dump()
+    document["cases"]["rules"]["garbage_pile"] |= {"clear_after_s": 2.5, "window_s": 12}  # shorter than 4 s
+    detector = document.pop("detector")
+    document["detectors"] = [
+        detector | {"id": "garbage", "every_s": 4, "class_map": {"garbage": "garbage_pile"}},
+        detector
+        | {
+            "id": "smoke",
+            "model": REPO / "models" / "smoke-yolov8n-int8.onnx",
+            "class_map": {"smoke": "cooking_fumes"},
+        },
+    ]
+    config = AgentConfig.model_validate(document)
+    assert run_agent(config).summaries[0].cases == 1
+    cases, cleared = outbox_records(config.state_dir)
+    assert len(cases) == 1 and cleared == []
