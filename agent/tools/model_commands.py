@@ -41,6 +41,12 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
         help="folder of images showing none of the classes (fog, steam, grey walls, empty streets), "
         "added to training as background",
     )
+    train.add_argument(
+        "--balance",
+        default="",
+        help="classes, comma-separated, whose training images are shown twice per epoch (class-balanced sampling "
+        "for a class the dataset has few of), e.g. garbage,overflow",
+    )
     train.add_argument("--device", default="cpu", help="cpu, or a CUDA device index such as 0")
     train.set_defaults(func=_cmd_train)
 
@@ -124,12 +130,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     try:
         if args.data.suffix in (".yaml", ".yml"):
+            if args.balance:
+                raise ValueError("--balance applies to a dataset folder, which train splits; a data.yaml is split")
             split = prepared_split(args.data, args.out)
         elif args.classes is None:
             raise FileNotFoundError("--classes: give the class names in id order (only a data.yaml names its own)")
         else:
             split = split_by_source(
-                args.data, args.classes.split(","), args.out / "split", args.val_fraction, negatives=args.negatives
+                args.data,
+                args.classes.split(","),
+                args.out / "split",
+                args.val_fraction,
+                negatives=args.negatives,
+                balance=tuple(name for name in args.balance.split(",") if name),
             )
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
