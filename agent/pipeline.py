@@ -32,6 +32,7 @@ from agent.cases.rules import PersistenceRule, Sighting
 from agent.config import AgentConfig, SourceConfig
 from agent.detection import DetectorTypes, SourceDetectors
 from agent.detector_setup import LoadedDetector
+from agent.evidence.cleared import ClearedWriter
 from agent.evidence.clip_jobs import ClipJobs, ring_for
 from agent.evidence.privacy import FrameBoxes, Privacy
 from agent.evidence.snapshots import crop_jpeg, snapshot_jpeg
@@ -128,6 +129,7 @@ class Pipeline:
         self.on_detect: Callable[[str, float], None] = lambda model, seconds: None  # (model name, inference s)
         self.privacy = Privacy(config.privacy, config.state_dir / "private")
         self._frame_boxes: dict[str, FrameBoxes] = {}  # per source, where persons or plates are masked
+        self.cleared = ClearedWriter(config, outbox, signer, self.privacy, self.detectors)  # `cleared` observations
 
     def open_source(self, source: SourceConfig, summary: SourceSummary | None = None) -> VideoSource:
         """The source's video with its positions: live GNSS, the sidecar, else KLV inside the file."""
@@ -188,6 +190,7 @@ class Pipeline:
             video = running.video = self.open_source(source, summary)
             clips = ClipJobs(self.config.evidence, source, video, self.privacy)
             frame_boxes = self._frame_boxes[source.id] = FrameBoxes()
+            verification = self.cleared.watch(source, self.registry)  # 问题核查: open cases seen clear
             log.info("%s: reading %s", source.id, mask_url(source.url))
             stage, clock = summary.stage_s, time.perf_counter()
             for frame in video.frames(stop):
@@ -214,6 +217,7 @@ class Pipeline:
                     clips.add(case, files, frame.media_s)
                     accepted.append((case.id, case.revision))
                     summary.case_ids.append(case.id)
+                verification.check(frame, by_type, found.raw.keys(), frame_boxes)
                 for case, files in clips.due(frame.media_s):
                     self.store(source, case, files)
                 backlog.retry()

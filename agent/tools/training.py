@@ -28,6 +28,31 @@ class SplitSummary:
     data_yaml: Path
     train_images: int
     val_images: int
+    reviewed: dict[str, int] | None = None  # a platform training set: how many reviewed cases went in
+
+
+def prepared_split(data_yaml: Path, out_dir: Path) -> SplitSummary:
+    """A data.yaml already split (edge-agent platform-training-set); its `reviewed` counts are written to
+    out_dir/training-data.json, the training output the model card quotes. ValueError when it is not one."""
+    try:
+        data = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{data_yaml}: cannot read it as YAML ({exc})") from None
+    if not isinstance(data, dict) or not {"path", "train", "val", "names"} <= data.keys():
+        raise ValueError(f"{data_yaml}: a data.yaml needs path, train, val and names (a YOLO dataset file)")
+    root = Path(data["path"])
+    counts = {}
+    for side in ("train", "val"):
+        images = root / str(data[side])
+        if not images.resolve().is_relative_to(root.resolve()) or not images.is_dir():
+            raise ValueError(f"{data_yaml}: {side}: {data[side]!r} is not a folder inside {root}")
+        counts[side] = sum(1 for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    reviewed = data.get("reviewed")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "training-data.json").write_text(
+        json.dumps({"data": str(data_yaml.resolve()), "images": counts, "reviewed": reviewed}, indent=1)
+    )
+    return SplitSummary(data_yaml, counts["train"], counts["val"], reviewed)
 
 
 def source_group(image_name: str, block: int) -> str:
