@@ -64,6 +64,7 @@ class BatchPool:
         self._context = multiprocessing.get_context("spawn")  # no forked copy of threads or sessions
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._names = itertools.count(1)
+        self.busy: dict[str, int] = {}  # source id -> pid of the worker processing it now
         _, keys_dir = state_paths(config)
         Signer.load_or_create(keys_dir)  # made once here, not by several workers at the same moment
 
@@ -107,12 +108,15 @@ class BatchPool:
                 break
             if worker is None or not worker.alive():
                 worker = self._take_worker()
+            self.busy[source.id] = worker.process.pid or 0
             try:
                 summaries[index] = worker.run_file(source, stop, self.outbox, self.on_case, on_progress)
             except Exception as exc:  # a bug on this side: that file fails, the others go on
                 log.exception("%s: the batch lost its worker", source.id)
                 summaries[index] = SourceSummary(source.id, error=f"unexpected {type(exc).__name__}: {exc}")
                 worker.close()
+            finally:
+                self.busy.pop(source.id, None)
         if worker is not None:
             if worker.alive():
                 self._idle.put(worker)
