@@ -87,7 +87,8 @@ class BatchPool:
             slot.start()
         for slot in slots:
             slot.join()
-        return [s or SourceSummary(src.id, error="not processed") for s, src in zip(summaries, sources, strict=True)]
+        unstarted = "not started: the run was stopped"
+        return [s or SourceSummary(src.id, error=unstarted) for s, src in zip(summaries, sources, strict=True)]
 
     def close(self) -> None:
         """End the idle workers (they hold the models in memory)."""
@@ -107,6 +108,8 @@ class BatchPool:
             except queue.Empty:
                 break
             if worker is None or not worker.alive():
+                if worker is not None:
+                    worker.close()  # it died with its last file: its pipe goes too
                 worker = self._take_worker()
             self.busy[source.id] = worker.process.pid or 0
             try:

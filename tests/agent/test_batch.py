@@ -114,3 +114,17 @@ def test_process_refuses_several_videos_it_cannot_tell_apart(tmp_path: Path, foo
     ):
         done = subprocess.run(agent_cmd("process", *args), capture_output=True, text=True, cwd=tmp_path)
         assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_process_runs_several_videos_and_prints_one_table(tmp_path: Path, footage: list[Path]) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        f"agent_id: box-1\nstate_dir: {tmp_path / 'state'}\ndetector: {{model: builtin:garbage}}\n"
+        f"sources: [{{id: x, kind: fixed, url: {footage[0]}}}]\nprivacy: {{faces: false}}\n"
+    )
+    args = ("process", str(footage[1]), str(footage[2]), "--kind", "fixed", "--workers", "2", "-c", str(config))
+    done = subprocess.run(agent_cmd(*args), capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith(("east ", "south "))]
+    assert [(r[0], r[-2], r[-1]) for r in rows] == [("east", "18.0", "ok"), ("south", "12.0", "ok")]
+    assert "30.0 s of video in" in done.stdout and "Traceback" not in done.stderr
