@@ -187,16 +187,11 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--json", type=Path, help="--streams: also write the report as JSON to this file")
     bench.add_argument("-c", "--config", type=Path, help="--streams: detector, rules, evidence from this config")
     bench.add_argument(
-        "--keyframes-only",
-        action="store_true",
-        help="--streams, --batch: decode keyframes only (sources[].keyframes_only)",
-    )
-    bench.add_argument(
         "--batch",
         type=int,
         default=0,
         help="instead: N files of --seconds (1080p25, or --clip) through `edge-agent process`, one at a time and "
-        "on --workers processes, side by side",
+        "on --workers processes, side by side (with --keyframes-only: keyframes only, as process does)",
     )
     bench.add_argument(
         "--workers",
@@ -209,6 +204,11 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="instead: seconds per 4000x3000 drone frame, today's tiling against 800-pixel tiles on --workers threads",
     )
+    bench.add_argument(
+        "--keyframes-only",
+        action="store_true",
+        help="--streams: the cameras decode keyframes only (sources[].keyframes_only)",
+    )
     bench.set_defaults(func=_command)
 
 
@@ -219,6 +219,11 @@ def _command(args: argparse.Namespace) -> int:
         if args.model.startswith("builtin:")
         else Path(args.model)
     )
+    if args.streams:
+        from agent.tools.bench_streams import bench_streams
+
+        bench_streams(args, model)
+        return 0
     if args.batch or args.tiles:
         from agent.tools.bench_batch import bench_batch, bench_tiles
 
@@ -226,11 +231,6 @@ def _command(args: argparse.Namespace) -> int:
             bench_batch(args, model)
         if args.tiles:
             bench_tiles(args.workers)
-        return 0
-    if args.streams:
-        from agent.tools.bench_streams import bench_streams
-
-        bench_streams(args, model)
         return 0
     weights = args.weights
     if weights is None and importlib.util.find_spec("ultralytics"):
