@@ -49,6 +49,9 @@ class TilingConfig(_Strict):
     min_frame_px: int | None = Field(
         default=None, ge=64, description="frames whose longest side is at most this go in one pass; default: tile_px"
     )
+    threads: int = Field(
+        default=1, ge=1, le=64, description="tiles of a frame run on this many threads at once (cores to spare)"
+    )
 
     @model_validator(mode="after")
     def _tiles_fit(self) -> TilingConfig:

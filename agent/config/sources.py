@@ -237,3 +237,9 @@ class InboxConfig(_Strict):
     sample_fps: float = Field(default=2.0, gt=0, le=30)
     settle_s: float = Field(default=10.0, ge=0, description="an upload is finished when its size is still this long")
     scan_every_s: float = Field(default=2.0, gt=0)
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="uploads processed at once, each in a worker process; 1: one at a time in the agent itself",
+    )
