@@ -79,7 +79,9 @@ def login_routes(auth: Auth, secure_cookies: bool = True) -> list[Route]:
     """GET/POST /login and POST /logout (which the guard lets through only with the CSRF token)."""
 
     async def show(request: Request) -> Response:
-        token = secrets.token_urlsafe(24)
+        # one token per browser, kept while it has one: a second tab or the favicon's redirect to this page
+        # must not invalidate the form already shown
+        token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
         response = auth.render(request, token, None, 200)
         response.set_cookie(LOGIN_COOKIE, token, httponly=True, secure=secure_cookies, samesite="strict", path="/")
         return response

@@ -72,13 +72,13 @@ def build_app(
             return _error(413, f"at most {MAX_ZONE_BODY} bytes of zones")
         try:
             data = json.loads(body)
-            zones, masks = data.get("zones", []), data.get("masks_px", [])
-            if not isinstance(zones, list) or not isinstance(masks, list):
+            zone_list, masks = data.get("zones", []), data.get("masks_px", [])
+            if not isinstance(zone_list, list) or not isinstance(masks, list):
                 raise ValueError
         except (ValueError, AttributeError):
             return _error(400, 'send JSON {"zones": [{"name", "polygon_px", "types"}], "masks_px": [...]}')
         try:
-            outcome = await run_in_threadpool(zones.save, request.path_params["source"], zones, masks)
+            outcome = await run_in_threadpool(zones.save, request.path_params["source"], zone_list, masks)
         except ZoneError as exc:
             return _error(400, str(exc))
         status = 200 if outcome.status in ("applied", "unchanged") else 409

@@ -35,7 +35,7 @@ class WebServer:
     ) -> None:
         self.settings = settings
         outbox_dir, keys_dir = state_paths(view.config)
-        self.cases = CaseBrowser(outbox_dir, keys_dir / PUBLIC_KEY_FILE)
+        self.cases = CaseBrowser(outbox_dir, keys_dir / PUBLIC_KEY_FILE, view.config.state_dir / "private")
         auth = Auth(
             settings.user,
             settings.password_hash,

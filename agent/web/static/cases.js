@@ -14,7 +14,8 @@ async function list(event) {
   const rows = response.ok ? await response.json() : [];
   const body = document.querySelector("#list tbody");
   body.replaceChildren(...rows.map((c) => {
-    const row = el("tr", { "data-case": c.case_id },
+    const clip = (c.evidence || []).includes("clip.mp4") ? "1" : "0";
+    const row = el("tr", { "data-case": c.case_id, "data-revision": String(c.revision), "data-clip": clip },
       el("td", { text: c.accepted_at.replace("T", " ").replace("+00:00", "Z") }),
       el("td", { text: c.type || "" }), el("td", { text: c.source_id || "" }), el("td", { text: t(c.state) }));
     if (c.on_disk) row.addEventListener("click", () => show(c)); else row.title = t("gone");
@@ -35,7 +36,8 @@ async function show(c) {
   for (const name of detail.evidence) {
     const src = base(c) + "/" + encodeURIComponent(name);
     if (name.endsWith(".mp4")) {
-      parts.push(el("h3", { text: t("clip") }), el("video", { id: "clip", src, controls: "", muted: "", preload: "auto" }));
+      parts.push(el("h3", { text: t("clip") + (detail.local_clip ? " · " + t("local_clip") : "") }),
+        el("video", { id: "clip", src, controls: "", muted: "", preload: "auto" }));
     } else {
       parts.push(el("h3", { text: name.startsWith("crop") ? t("crop") : t("snapshot") }), el("img", { src, alt: name }));
     }

@@ -14,6 +14,7 @@ const TEXT = {
     name: "名称", kind: "种类", zone: "区域", mask: "遮罩", close: "闭合多边形", undo: "撤销一点",
     remove: "删除", save: "保存并应用", saved: "已保存并应用", clickhint: "在画面上点击多边形的各个角点",
     failed: "未能保存", types_hint: "适用的案件类型（不选即全部）", score: "得分",
+    local_clip: "仅保存在盒子上（未上传、未签名）",
   },
   en: {
     live: "Live", zones: "Zones and masks", cases: "Recent cases", logout: "Log out", other: "中文",
@@ -27,6 +28,7 @@ const TEXT = {
     zone: "zone", mask: "mask", close: "Close polygon", undo: "Undo point", remove: "Remove",
     save: "Save and apply", saved: "Saved and applied", clickhint: "Click the polygon's corners on the picture",
     failed: "Not saved", types_hint: "Case types it applies to (none: all)", score: "Score",
+    local_clip: "kept on the box only (not uploaded, not signed)",
   },
 };
 function t(key) { return (TEXT[LANG] || TEXT.en)[key] || key; }
