@@ -137,8 +137,8 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
         pattern.kill()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
+def chromium() -> webdriver.Chrome:
+    """Debian's headless Chromium through its chromium-driver (selenium never downloads one)."""
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
         pytest.fail("Debian's chromium and chromium-driver are missing: run scripts/test (it installs them)")
     options = webdriver.ChromeOptions()
@@ -154,6 +154,12 @@ def browser() -> Iterator[webdriver.Chrome]:
         options.add_argument(arg)
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     driver.set_page_load_timeout(30)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    driver = chromium()
     try:
         yield driver
     finally:
