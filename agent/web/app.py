@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import get_args
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -46,7 +47,7 @@ def build_app(
                 "user": request.state.session.user,
                 "language": lang(request),
                 "agent_id": live.view.config.agent_id,
-                "case_types": list(CaseType.__args__),  # type: ignore[attr-defined]
+                "case_types": list(get_args(CaseType)),
             }
         )
 

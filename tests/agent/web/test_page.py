@@ -47,6 +47,9 @@ def test_log_in_and_see_the_live_source_with_its_boxes_drawn(box: Box, browser) 
     detections = lambda: int(browser.find_element(By.ID, "count-cam-1-detections").text)  # noqa: E731
     WebDriverWait(browser, 60).until(lambda d: detections() > 0)
     assert "live" in browser.find_element(By.CSS_SELECTOR, "#card-cam-1 .state").text
+    drawn_on_map = "return Array.from(document.getElementById('map-cam-1').getContext('2d')"
+    drawn_on_map += ".getImageData(0, 0, 200, 200).data).filter((v, i) => i % 4 == 3 && v > 0).length"
+    assert browser.execute_script(drawn_on_map) > 20  # the camera's position on the map canvas
     headers = session_headers(browser)
     drawn = _box_pixels(box, headers, "/api/sources/cam-1/frame.jpg")
     raw = _box_pixels(box, headers, "/api/sources/cam-1/frame.jpg?raw=1")
