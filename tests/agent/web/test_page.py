@@ -142,3 +142,26 @@ def test_the_page_switches_to_english(box: Box, browser) -> None:
     browser.find_element(By.ID, "lang").click()
     WebDriverWait(browser, 20).until(lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en")
     assert browser.find_element(By.CSS_SELECTOR, 'nav a[href="/"]').text == "Live"
+
+
+def test_the_case_list_filters_by_type_source_and_time(box: Box, browser) -> None:
+    headers = session_headers(browser)
+
+    def listed(query: str) -> list[dict]:
+        status, _, body = box.request("GET", "/api/cases" + query, headers=headers)
+        assert status == 200, body
+        return json.loads(body)
+
+    everything = listed("")
+    types = {c["type"] for c in everything if c["on_disk"]}
+    assert everything and types <= {"garbage_pile", "overflowing_bin"}, everything
+    some = sorted(types)[0]
+    assert {c["type"] for c in listed(f"?type={some}")} == {some}
+    assert {c["source_id"] for c in listed("?source=cam-1")} == {"cam-1"}
+    assert listed("?source=cam-2") == []  # the test pattern raises nothing
+    assert listed("?since=2100-01-01T00:00") == [] and len(listed("?until=2100-01-01T00:00")) == len(everything)
+    assert box.request("GET", "/api/cases?since=yesterday", headers=headers)[0] == 400
+    assert box.request("GET", "/api/cases/not-a-uuid/1/case.json", headers=headers)[0] == 404
+    case = everything[0]
+    unlisted = f"/api/cases/{case['case_id']}/{case['revision']}/case.json"  # on disk, but not evidence
+    assert box.request("GET", unlisted, headers=headers)[0] == 404
