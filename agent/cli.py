@@ -17,6 +17,7 @@ from agent.tools.bench import add_bench_parser
 from agent.tools.model_commands import add_model_parsers
 from agent.tools.platform_commands import add_platform_parsers
 from detectors import ModelError
+from webauth.__main__ import main as web_password
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ examples:
   edge-agent receive --check -c configs/receiver.yaml              the platform side's configuration
   edge-agent receive -c configs/receiver.yaml --enrol car-1 --key car-1.pem   trust that box's key
   edge-agent eval --scenario configs/scenarios/two-passes.yaml   cases raised vs expected (needs ../shared)
+  edge-agent web-password                the hash for web.password_hash (the box's page)
   edge-agent bench --streams 12 --seconds 300                     do 12 cameras keep up on this box?
 """
 
@@ -146,6 +148,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     receive.add_argument("--replace", action="store_true", help="with --enrol: replace a key enrolled before")
     receive.set_defaults(func=_cmd_receive)
+
+    password = sub.add_parser(
+        "web-password",
+        help="print the password hash for web.password_hash (reads the password twice, or once from a pipe)",
+        description="Make the scrypt hash the box's page checks logins against; the configuration holds only it.",
+    )
+    password.set_defaults(func=lambda args: web_password())
 
     add_bench_parser(sub)
 

@@ -97,6 +97,7 @@ class RunningSource:
     video: VideoSource | None = None  # None until opened: its `stats` say the state and frame counters
     by_class: Counter[str] = field(default_factory=Counter)  # detections by the model's class names
     last_fix: PositionFix | None = None  # the position of the newest analysed frame, where known
+    last_seen: tuple[Frame, dict[str, Detections]] | None = None  # newest analysed frame, boxes by detector
 
 
 class Pipeline:
@@ -201,7 +202,7 @@ class Pipeline:
                     self.on_detect(self._by_id[detector_id].detector.name, seconds)
                 for detections in found.raw.values():
                     running.by_class.update(detections.names())
-                running.last_fix = frame.fix
+                running.last_fix, running.last_seen = frame.fix, (frame, found.raw)
                 if self.privacy.needs_boxes:  # every box any detector found on the frame, vetoed or not
                     frame_boxes.remember(frame, *found.raw.values())
                 t_track = time.perf_counter()

@@ -26,6 +26,7 @@ from agent.updates.check import check_class_map
 from agent.updates.reload import Reloader
 from agent.updates.remote import RemoteUpdates
 from agent.updates.supervisor import Supervisor
+from agent.web.setup import web_server
 from protocol.signing import Signer
 from streams import Frame
 from streams.video import VideoSource
@@ -64,11 +65,14 @@ def run_agent(
     if uploader and config.updates.enabled:
         RemoteUpdates(reloader, uploader, jobs.put, config_path.resolve().parent if config_path else Path.cwd())
     observers = Observers(config, pipeline, outbox, uploader)
+    web = web_server(config, observers.view, reloader, jobs.put, config_path)
     stop = threading.Event()
     hangups: list[int] = []
     restore = _handle_signals(stop, hangups)
     try:
         observers.start()
+        if web:
+            web.start()
         if uploader:
             uploader.start()
         reloader.start()
@@ -83,6 +87,8 @@ def run_agent(
     finally:
         stop.set()
         try:
+            if web:
+                web.stop()
             observers.stop()
             supervisor.stop_all()
             if uploader:

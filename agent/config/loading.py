@@ -99,6 +99,8 @@ _PATH_KEYS = {
     "keys_dir",
     "geo_zones",
     "file",
+    "cert_file",
+    "key_file",
 }
 
 

@@ -30,6 +30,7 @@ from agent.config.sources import (  # noqa: F401 - re-exported: the configuratio
     source_id_for,
 )
 from agent.config.updates import UpdatesConfig
+from agent.config.web import WebConfig
 from agent.geo.grid import DEFAULT_FIELDS, GridIndex
 from detectors.vetoes import MIN_COVERAGE, MIN_IOU, VETO_CLASSES
 from protocol.broker import MqttConfig
@@ -229,6 +230,7 @@ class AgentConfig(_Strict):
     uploader: UploaderConfig = Field(default_factory=UploaderConfig)
     updates: UpdatesConfig = Field(default_factory=UpdatesConfig, description="signed remote updates over MQTT")
     metrics: MetricsConfig | None = Field(default=None, description="Prometheus and health endpoint; off if absent")
+    web: WebConfig = Field(default_factory=WebConfig, description="the box's page: live view, zones, cases")
 
     @model_validator(mode="after")
     def _something_to_watch(self) -> AgentConfig:

@@ -29,6 +29,7 @@ class RtspServer:
     size: str = "640x360"
     bframes: int = 0  # B-frames between references (main profile); 0: baseline, none
     per_client: bool = False  # a pipeline per client: clients never race on one shared media's preparation
+    file: Path | None = None  # a real MP4 (H.264) to serve instead of the test pattern
     process: subprocess.Popen | None = None
     starts: list[float] = field(default_factory=list)
 
@@ -41,6 +42,7 @@ class RtspServer:
         assert self.process is None or self.process.poll() is not None, "server already running"
         args = ["--port", str(self.port), "--fps", str(self.fps), "--size", self.size, "--bframes", str(self.bframes)]
         args += ["--per-client"] if self.per_client else []
+        args += ["--file", str(self.file)] if self.file else []
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
                 [SYSTEM_PYTHON, str(SERVER_SCRIPT), *args],
