@@ -16,10 +16,11 @@ COPY streams ./streams
 COPY uploader ./uploader
 COPY cityplatform ./cityplatform
 COPY protocol ./protocol
+COPY webauth ./webauth
 COPY models ./models
 COPY samples ./samples
 COPY configs ./configs
-RUN pip install -c constraints.txt . && rm -rf /opt/edge-agent \
+RUN pip install -c constraints.txt '.[web]' && rm -rf /opt/edge-agent \
     && useradd --system --home-dir /var/lib/edge-agent edge \
     && mkdir -p /var/lib/edge-agent && chown edge /var/lib/edge-agent
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from agent.tools.bench import add_bench_parser
 from agent.tools.model_commands import add_model_parsers
 from agent.tools.platform_commands import add_platform_parsers
 from detectors import ModelError
+from webauth.__main__ import main as web_password
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +26,13 @@ examples:
   edge-agent run                          the built-in demo: sample clip, bundled model, ./edge-agent-data
   edge-agent run -c configs/fixed-cameras.yaml
   edge-agent process flight.mp4 --telemetry flight.SRT --kind drone -c configs/drone-vendors.yaml
+  edge-agent process --kind fixed --keyframes-only cam1/*.mp4    several files at once, one per core
   edge-agent check-config configs/vehicle-4g.yaml
   edge-agent verify edge-agent-data/outbox
   edge-agent receive --check -c configs/receiver.yaml              the platform side's configuration
   edge-agent receive -c configs/receiver.yaml --enrol car-1 --key car-1.pem   trust that box's key
   edge-agent eval --scenario configs/scenarios/two-passes.yaml   cases raised vs expected (needs ../shared)
+  edge-agent web-password                the hash for web.password_hash (the box's page)
   edge-agent bench --streams 12 --seconds 300                     do 12 cameras keep up on this box?
 """
 
@@ -70,13 +74,23 @@ def _parser() -> argparse.ArgumentParser:
 
     process = sub.add_parser(
         "process",
-        help="process one recorded video as fast as the machine allows",
+        help="process recorded videos as fast as the machine allows (several at once on several cores)",
         description="Process recorded footage (drone, body cam, vehicle) with a progress bar. Detector, rules and "
-        "uploader come from -c (default: the built-in demo configuration); the source is the given video.",
+        "uploader come from -c (default: the built-in demo configuration); the sources are the given videos. "
+        "Several videos run on --workers processes at once, each with the cases a run of it alone gives.",
     )
-    process.add_argument("video", type=Path, help="MP4, MOV, MKV, MPEG-TS or AVI file")
+    process.add_argument("video", type=Path, nargs="+", help="MP4, MOV, MKV, MPEG-TS or AVI file(s)")
     process.add_argument(
-        "--telemetry", type=Path, help="positions: DJI .SRT, NMEA .nmea, GPX, MISB KLV (.klv, or the .ts itself)"
+        "--telemetry",
+        type=Path,
+        help="positions: DJI .SRT, NMEA .nmea, GPX, MISB KLV (.klv, or the .ts itself); one video only",
+    )
+    process.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="several videos: how many are processed at once, each in a worker process (default: the cores, "
+        "%(default)s here)",
     )
     process.add_argument("-c", "--config", type=Path, help="configuration YAML (its sources are ignored)")
     process.add_argument("--kind", default="drone", choices=["vehicle", "fixed", "drone", "bodycam"])
@@ -135,6 +149,13 @@ def _parser() -> argparse.ArgumentParser:
     receive.add_argument("--replace", action="store_true", help="with --enrol: replace a key enrolled before")
     receive.set_defaults(func=_cmd_receive)
 
+    password = sub.add_parser(
+        "web-password",
+        help="print the password hash for web.password_hash (reads the password twice, or once from a pipe)",
+        description="Make the scrypt hash the box's page checks logins against; the configuration holds only it.",
+    )
+    password.set_defaults(func=lambda args: web_password())
+
     add_bench_parser(sub)
 
     add_model_parsers(sub)
@@ -156,17 +177,43 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
-    from agent.progress import progress_bars
-    from agent.runner import print_summary, run_agent
+    from agent.progress import BatchProgress, progress_bars
+    from agent.runner import print_summary, run_agent, run_batch
 
     base = _load(args.config)
-    if not args.video.is_file():
-        raise ConfigError(f"{args.video}: file not found")
+    videos: list[Path] = args.video
+    if args.workers < 1:
+        raise ConfigError(f"process --workers {args.workers}: give at least 1")
+    if len(videos) > 1 and args.telemetry:
+        raise ConfigError("process --telemetry goes with one video; process several videos one command each")
+    sources = [_file_source(video, args, base) for video in videos]
+    ids = [source.id for source in sources]
+    if twice := sorted({i for i in ids if ids.count(i) > 1}):
+        raise ConfigError(f"process: videos named alike give the same source id {twice}; rename or run them apart")
+    if len(sources) == 1:
+        config = base.model_copy(update={"sources": sources, "inbox": None})
+        with progress_bars() as factory:
+            result = run_agent(config, on_frame_factory=factory)
+    else:
+        config = base.model_copy(update={"sources": [], "inbox": None})
+        progress = BatchProgress(ids)
+        try:
+            result = run_batch(config, sources, args.workers, progress.update)
+        finally:
+            progress.close()
+    print_summary(result)
+    return 1 if any(s.problem for s in result.summaries) else 0
+
+
+def _file_source(video: Path, args: argparse.Namespace, base: AgentConfig) -> SourceConfig:
+    """The source `process` makes of one recorded video and its flags."""
+    if not video.is_file():
+        raise ConfigError(f"{video}: file not found")
     try:
-        source = SourceConfig(
-            id=source_id_for(args.video),
+        return SourceConfig(
+            id=source_id_for(video),
             kind=args.kind,
-            url=str(args.video.resolve()),
+            url=str(video.resolve()),
             telemetry=args.telemetry.resolve() if args.telemetry else None,
             sample_fps=args.sample_fps or (base.sources[0].sample_fps if base.sources else 2.0),
             keyframes_only=args.keyframes_only,
@@ -174,11 +221,6 @@ def _cmd_process(args: argparse.Namespace) -> int:
         )
     except ValidationError as exc:
         raise ConfigError(f"process: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
-    config = base.model_copy(update={"sources": [source], "inbox": None})
-    with progress_bars() as factory:
-        result = run_agent(config, on_frame_factory=factory)
-    print_summary(result)
-    return 1 if any(s.problem for s in result.summaries) else 0
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:

@@ -31,7 +31,13 @@ def build_detector(config: DetectorConfig, key: str = "detector") -> Detector:
         return detector
     try:
         return TiledDetector(
-            detector, tiling.tile_px, tiling.overlap, tiling.full_frame, tiling.min_frame_px, iou=config.iou
+            detector,
+            tiling.tile_px,
+            tiling.overlap,
+            tiling.full_frame,
+            tiling.min_frame_px,
+            iou=config.iou,
+            threads=tiling.threads,
         )
     except ValueError as exc:  # only knowable once the model's input size is read
         raise ConfigError(f"{key}.tiling: {exc}") from None

@@ -30,6 +30,7 @@ from agent.cases.rules import PersistenceRule, Sighting
 from agent.config import AgentConfig, SourceConfig
 from agent.detection import DetectorTypes, SourceDetectors
 from agent.detector_setup import LoadedDetector
+from agent.evidence.cleared import ClearedWriter
 from agent.evidence.clip_jobs import ClipJobs, ring_for
 from agent.evidence.privacy import FrameBoxes, Privacy
 from agent.evidence.record_frame import record_view
@@ -79,6 +80,7 @@ class Pipeline:
         self.on_detect: Callable[[str, float], None] = lambda model, seconds: None  # (model name, inference s)
         self.privacy = Privacy(config.privacy, config.state_dir / "private")
         self._frame_boxes: dict[str, FrameBoxes] = {}  # per source, where persons or plates are masked
+        self.cleared = ClearedWriter(config, outbox, signer, self.privacy, self.detectors)  # `cleared` observations
 
     def open_source(self, source: SourceConfig, summary: SourceSummary | None = None) -> VideoSource:
         """The source's video with its positions: live GNSS, the sidecar, else KLV inside the file."""
@@ -140,6 +142,7 @@ class Pipeline:
             video = running.video = self.open_source(source, summary)
             clips = ClipJobs(self.config.evidence, source, video, self.privacy)
             frame_boxes = self._frame_boxes[source.id] = FrameBoxes()
+            verification = self.cleared.watch(source, self.registry)  # 问题核查: open cases seen clear
             log.info("%s: reading %s", source.id, mask_url(source.url))
             stage, clock = summary.stage_s, time.perf_counter()
             at = _clip_clock(source)
@@ -151,7 +154,7 @@ class Pipeline:
                     self.on_detect(self._by_id[detector_id].detector.name, seconds)
                 for detections in found.raw.values():
                     running.by_class.update(detections.names())
-                running.last_fix = frame.fix
+                running.last_fix, running.last_seen = frame.fix, (frame, found.raw)
                 if self.privacy.needs_boxes:  # every box any detector found on the frame, vetoed or not
                     frame_boxes.remember(frame, *found.raw.values())
                 t_track = time.perf_counter()
@@ -167,6 +170,7 @@ class Pipeline:
                     clips.add(case, files, at(frame))
                     accepted.append((case.id, case.revision))
                     summary.case_ids.append(case.id)
+                verification.check(frame, by_type, found.raw.keys(), frame_boxes)
                 for case, files in clips.due(at(frame)):
                     self.store(source, case, files)
                 backlog.retry()

@@ -1,4 +1,5 @@
-"""Progress bars for batch footage: one tqdm bar per source, advanced by media time.
+"""Progress bars for batch footage: one tqdm bar per source, advanced by media time (and for files on
+worker processes, agent/batch.py, one more bar for all of them).
 
 Bars are drawn only when stderr is a terminal: under systemd, docker or a pipe they would fill the log
 with carriage returns and block characters, and the summary table says the same at the end.
@@ -6,6 +7,7 @@ with carriage returns and block characters, and the summary table says the same 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -46,4 +48,49 @@ def progress_bars() -> Iterator[Callable[[str], OnFrame]]:
         yield factory
     finally:
         for bar in bars:
+            bar.close()
+
+
+class BatchProgress:
+    """Progress of files processed at once by worker processes: a bar per file and one for all of them,
+    advanced by the media seconds each worker reports. `done` and `total` hold the numbers whether or
+    not bars are drawn."""
+
+    def __init__(self, source_ids: list[str]) -> None:
+        self._lock = threading.Lock()  # reports arrive on one thread per worker
+        self.done = dict.fromkeys(source_ids, 0.0)
+        self.durations: dict[str, float] = {}
+        bar_format = "{l_bar}{bar}| {n:.0f}/{total:.0f} s video [{elapsed}<{remaining}, {rate_fmt}]"
+        self._bars = {
+            source_id: tqdm(desc=source_id, unit="s", bar_format=bar_format, total=0, position=i, disable=None)
+            for i, source_id in enumerate(source_ids)
+        }
+        self._all = tqdm(
+            desc=f"all {len(source_ids)} files",
+            unit="s",
+            bar_format=bar_format,
+            total=0,
+            position=len(source_ids),
+            disable=None,
+        )
+
+    def update(self, source_id: str, media_s: float, duration_s: float | None) -> None:
+        """A worker's report: `source_id` is done up to `media_s` of its `duration_s` (None: not known)."""
+        with self._lock:
+            bar = self._bars[source_id]
+            if duration_s and source_id not in self.durations:
+                self.durations[source_id] = duration_s
+                bar.total = duration_s
+                self._all.total = sum(self.durations.values())
+            self.done[source_id] = max(self.done[source_id], media_s)
+            bar.update(self.done[source_id] - bar.n)
+            self._all.update(self.total - self._all.n)
+
+    @property
+    def total(self) -> float:
+        """Media seconds done over all files."""
+        return sum(self.done.values())
+
+    def close(self) -> None:
+        for bar in [*self._bars.values(), self._all]:
             bar.close()

@@ -12,11 +12,13 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.config import AgentConfig
+from agent.batch import BatchPool, OnProgress
+from agent.cases.registry import CaseRegistry
+from agent.config import AgentConfig, SourceConfig
 from agent.detector_setup import build_detectors
 from agent.observe.setup import Observers
 from agent.pipeline import Pipeline, SourceSummary, state_paths
@@ -24,6 +26,7 @@ from agent.updates.check import check_class_map
 from agent.updates.reload import Reloader
 from agent.updates.remote import RemoteUpdates
 from agent.updates.supervisor import Supervisor
+from agent.web.setup import web_server
 from protocol.signing import Signer
 from streams import Frame
 from streams.video import VideoSource
@@ -62,11 +65,14 @@ def run_agent(
     if uploader and config.updates.enabled:
         RemoteUpdates(reloader, uploader, jobs.put, config_path.resolve().parent if config_path else Path.cwd())
     observers = Observers(config, pipeline, outbox, uploader)
+    web = web_server(config, observers.view, reloader, jobs.put, config_path)
     stop = threading.Event()
     hangups: list[int] = []
     restore = _handle_signals(stop, hangups)
     try:
         observers.start()
+        if web:
+            web.start()
         if uploader:
             uploader.start()
         reloader.start()
@@ -81,6 +87,8 @@ def run_agent(
     finally:
         stop.set()
         try:
+            if web:
+                web.stop()
             observers.stop()
             supervisor.stop_all()
             if uploader:
@@ -94,6 +102,37 @@ def run_agent(
     return RunResult(
         summaries, counts, str(outbox_dir), uploader.published if uploader else 0, time.monotonic() - started
     )
+
+
+def run_batch(
+    config: AgentConfig, sources: Sequence[SourceConfig], workers: int, on_progress: OnProgress | None = None
+) -> RunResult:
+    """`edge-agent process` on several files: the outbox and uploader here, the files on `workers`
+    processes; SIGTERM or Ctrl-C ends every file at its current frame without losing a case."""
+    started = time.monotonic()
+    outbox_dir, keys_dir = state_paths(config)
+    outbox = Outbox(outbox_dir, int(config.uploader.disk_quota_mb * 1e6), int(config.uploader.disk_hard_limit_mb * 1e6))
+    CaseRegistry(config.state_dir / "cases.sqlite3", config.cases.remember_days).close()  # its schema, made once
+    uploader = _uploader(config, outbox, Signer.load_or_create(keys_dir))
+    pool = BatchPool(config, outbox, workers, on_case=uploader.notify if uploader else lambda: None)
+    stop = threading.Event()
+    restore = _handle_signals(stop, [])
+    try:
+        if uploader:
+            uploader.start()
+        summaries = pool.run(sources, stop, on_progress)
+    finally:
+        stop.set()
+        try:
+            pool.close()
+            if uploader:
+                uploader.stop(config.uploader.drain_timeout_s)
+            counts = outbox.counts()
+            outbox.close()
+        finally:
+            restore()
+    published = uploader.published if uploader else 0
+    return RunResult(summaries, counts, str(outbox_dir), published, time.monotonic() - started)
 
 
 def _reload_local(reloader: Reloader, config_path: Path | None) -> None:

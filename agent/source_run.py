@@ -10,7 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from agent.config import SourceConfig
-from streams import PositionFix
+from detectors import Detections
+from streams import Frame, PositionFix
 from streams.video import VideoSource
 
 STAGES = ("decode+sample", "detect", "tracking", "rules", "evidence+outbox")  # seconds spent per stage, summed
@@ -61,3 +62,4 @@ class RunningSource:
     video: VideoSource | None = None  # None until opened: its `stats` say the state and frame counters
     by_class: Counter[str] = field(default_factory=Counter)  # detections by the model's class names
     last_fix: PositionFix | None = None  # the position of the newest analysed frame, where known
+    last_seen: tuple[Frame, dict[str, Detections]] | None = None  # newest analysed frame, boxes by detector

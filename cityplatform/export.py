@@ -26,7 +26,8 @@ def platform_cases(run, street: str | None = None) -> list[dict]:
     cases = run(
         "SELECT p.id, p.type, p.status, p.opened_at, p.due_at, p.dispatch, p.dispatch_reason, p.grid_code, "
         "p.grid_name, p.street, p.district, p.code_standard, p.code, p.code_name, ST_Y(p.position::geometry), "
-        f"ST_X(p.position::geometry), p.uncertainty_m FROM platform_cases p {where} ORDER BY p.id",
+        "ST_X(p.position::geometry), p.uncertainty_m, p.verification, p.verified_at, p.verified_agent, p.verified_by, "
+        f"p.verified_revision FROM platform_cases p {where} ORDER BY p.id",
         params,
     ).fetchall()
     return [_case(run, row) for row in cases]
@@ -34,7 +35,7 @@ def platform_cases(run, street: str | None = None) -> list[dict]:
 
 def _case(run, row: tuple) -> dict:
     (pid, case_type, status, opened, due, dispatch, reason, grid, grid_name, street, district, standard, code,
-     code_name, lat, lon, uncertainty) = row  # fmt: skip
+     code_name, lat, lon, uncertainty, *verified) = row  # fmt: skip
     reports = run(
         "SELECT case_id, agent_id, revision, source_kind, first_seen, last_seen FROM reports "
         "WHERE platform_case_id = ? ORDER BY first_seen, case_id",
@@ -52,6 +53,27 @@ def _case(run, row: tuple) -> dict:
         "code": {"standard": standard, "code": code, "name": code_name} if code else None,
         "position": {"lat": lat, "lon": lon, "crs": "WGS84", "uncertainty_m": uncertainty} if lat is not None else None,
         "reports": [_report(run, *report) for report in reports],
+        "verification": _verification(run, *verified) if verified[0] else None,
+    }
+
+
+def _verification(run, state: str, at: datetime, agent_id: str, by: str, revision: int) -> dict:
+    """The latest pass over the place: 'fixed' by a `cleared` observation (`by` its id), or 'still there' by
+    a report's revision (`by` the agent's case id), with that observation's or revision's evidence files."""
+    files = run(
+        "SELECT name, sha256, bytes FROM evidence WHERE agent_id = ? AND case_id = ? AND revision = ? ORDER BY name",
+        (agent_id, by, revision),
+    ).fetchall()
+    return {
+        "state": state,
+        "at": _iso(at),
+        "agent_id": agent_id,
+        "by": by,
+        "revision": revision,
+        "evidence": [
+            {"name": name, "sha256": sha, "bytes": size, "path": f"cases/{agent_id}/{by}/r{revision}/{name}"}
+            for name, sha, size in files
+        ],
     }
 
 

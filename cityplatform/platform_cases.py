@@ -39,8 +39,10 @@ class PlatformCases:
         case_id, location = record["id"], record["location"]
         uncertainty = self.uncertainty_m(location) if location else None
         point = (location["lon"], location["lat"]) if location else (None, None)
-        row = run("SELECT platform_case_id FROM reports WHERE case_id = ?", (case_id,)).fetchone()
+        row = run("SELECT platform_case_id, last_seen FROM reports WHERE case_id = ?", (case_id,)).fetchone()
         if row:
+            if _utc(record["last_seen"]) > row[1]:  # a later pass saw it again
+                self._verified(run, row[0], "still there", _utc(record["last_seen"]), record, record["revision"])
             run(
                 f"UPDATE reports SET revision = ?, position = {_POINT}, uncertainty_m = ?, method = ?, last_seen = ? "
                 "WHERE case_id = ? AND revision < ?",
@@ -77,6 +79,26 @@ class PlatformCases:
         )
         self._refresh(run, platform_case)
         return platform_case
+
+    def cleared(self, run, record: dict) -> None:
+        """A `cleared` observation of one of its reports: the platform case is verified fixed, unless a
+        later pass saw it again."""
+        row = run("SELECT platform_case_id FROM reports WHERE case_id = ?", (record["case_id"],)).fetchone()
+        if row is None:
+            log.warning("cleared %s: case %s has no platform case", record["id"], record["case_id"])
+            return
+        self._verified(run, row[0], "fixed", _utc(record["clear_until"]), record, 1)
+
+    def _verified(self, run, platform_case: int, state: str, at: datetime, record: dict, revision: int) -> None:
+        """Note the newest verification of a platform case: 'fixed' closes it to new reports ('verified'),
+        'still there' opens it again; an older observation arriving late changes nothing."""
+        run(
+            "UPDATE platform_cases SET verification = ?, verified_at = ?, verified_agent = ?, verified_by = ?, "
+            "verified_revision = ?, status = ? WHERE id = ? AND (verified_at IS NULL OR verified_at < ?)",
+            (state, at, record["agent_id"], record["id"], revision, "verified" if state == "fixed" else "open",
+             platform_case, at),
+        )  # fmt: skip
+        log.info("platform case %d: %s (%s of %s)", platform_case, state, record["id"], record["agent_id"])
 
     def _nearest_open(self, run, record: dict, uncertainty: float) -> int | None:
         """The nearest open case of the type within max(join distance, the positions' combined uncertainty,

@@ -21,6 +21,7 @@ import json
 import logging
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import jsonschema
@@ -30,7 +31,7 @@ from cityplatform.config import ReceiverConfig
 from cityplatform.keys import AgentKeys
 from cityplatform.store import EvidenceFile, Store, Tx
 from cityplatform.store_sqlite import SqliteStore
-from protocol import CASE_SCHEMA
+from protocol import CASE_SCHEMA, CLEARED_SCHEMA
 from protocol.connection import Connection
 from protocol.files import write_atomic
 from protocol.messages import AGENT_ID, FILE_NAME, MAX_REVISION, BadMessage, Chunk, Topics, make_ack, valid_case_ref
@@ -62,6 +63,7 @@ class Receiver:
         self.db = open_store(config)
         self.keys = AgentKeys(config.trusted_keys_dir, config.trust_first_key)
         self._validator = jsonschema.Draft202012Validator(json.loads(CASE_SCHEMA.read_text()))
+        self._cleared_validator = jsonschema.Draft202012Validator(json.loads(CLEARED_SCHEMA.read_text()))
         self.stored = self.duplicates = self.rejected = self.dropped = 0
         self._stop = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="receiver-sweep", daemon=True)
@@ -83,7 +85,7 @@ class Receiver:
 
     def _subscribe(self, client: mqtt.Client) -> None:
         share = f"$share/{self.config.share_group}/" if self.config.share_group else ""
-        for suffix in ("cases", "evidence/#", "evidence-status"):
+        for suffix in ("cases", "cleared", "evidence/#", "evidence-status"):
             client.subscribe(f"{share}{self.prefix}/+/{suffix}", qos=1)
         client.subscribe(f"{self.prefix}/+/key", qos=1)
 
@@ -110,6 +112,8 @@ class Receiver:
             self.keys.published(agent_id, message.payload)
         elif kind == "cases":
             self._case(agent_id, message.payload)
+        elif kind == "cleared":
+            self._cleared(agent_id, message.payload)
         elif kind == "evidence":
             self._evidence(agent_id, rest, message)
         elif kind == "evidence-status":
@@ -122,7 +126,7 @@ class Receiver:
             log.warning("%s: dropped a message on %s, which names no case to answer: %s", agent_id, kind, exc.reason)
             return
         self.rejected += 1
-        what = "evidence" if kind == "evidence" else "case"
+        what = kind if kind in ("evidence", "cleared") else "case"
         name = exc.name if what == "evidence" else None
         shown = f" {name}" if name else ""
         log.error("%s: REJECTED %s %s r%d%s: %s", agent_id, what, exc.case_id, exc.revision, shown, exc.reason)
@@ -157,8 +161,41 @@ class Receiver:
         self._ack(agent_id, make_ack(case_id, revision, "case", "stored" if inserted else "duplicate"))
         self._settle(agent_id, case_id, revision)
 
-    def _check(self, agent_id: str, record: dict) -> str:
-        errors = sorted(self._validator.iter_errors(record), key=lambda e: list(e.path))
+    def _cleared(self, agent_id: str, payload: bytes) -> None:
+        """A `cleared` observation: checked and verified like a case, stored once, acknowledged. One whose
+        case is not stored (yet: another receiver may be storing it) is not answered: the agent sends it
+        again after its ack timeout."""
+        record = _case_record(payload)
+        obs_id, revision = record["id"], record["revision"]
+        if problem := self._check(agent_id, record, self._cleared_validator):
+            raise BadMessage(problem, obs_id, revision)
+        key = self.keys.trusted(agent_id)
+        if key is None:
+            self.keys.note_unenrolled(agent_id)
+            return
+        if problem := verify_record(record, key, "the cleared observation (it was altered)") or "":
+            raise BadMessage(problem, obs_id, revision)
+        case_id = record["case_id"]
+        with self.db.transaction(f"case:{case_id}") as tx:
+            owner = tx.owner(case_id)
+            if owner is None:
+                log.warning("%s: cleared %s names case %s, not stored (yet); not answered", agent_id, obs_id, case_id)
+                return
+            if owner != agent_id:
+                raise BadMessage(f"case id {case_id} is another agent's", obs_id, revision)
+            until = datetime.fromisoformat(record["clear_until"].replace("Z", "+00:00")).timestamp()
+            inserted = tx.insert_cleared(record, until, time.time(), payload.decode())
+            if inserted:
+                self.db.cleared_stored(tx, record)
+        self.stored += bool(inserted)
+        self.duplicates += not inserted
+        if inserted:
+            log.info("%s: cleared %s of case %s stored", agent_id, obs_id, case_id)
+        self._ack(agent_id, make_ack(obs_id, revision, "cleared", "stored" if inserted else "duplicate"))
+        self._settle(agent_id, obs_id, revision)
+
+    def _check(self, agent_id: str, record: dict, validator: jsonschema.Draft202012Validator | None = None) -> str:
+        errors = sorted((validator or self._validator).iter_errors(record), key=lambda e: list(e.path))
         if errors:
             return f"schema: {'/'.join(map(str, errors[0].path))}: {errors[0].message}"[:300]
         if record["agent_id"] != agent_id:

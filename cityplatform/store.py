@@ -47,10 +47,21 @@ class Tx:
         )
         return cursor.rowcount == 1
 
+    def insert_cleared(self, record: dict, clear_until: float, received_at: float, payload: str) -> bool:
+        """True when this `cleared` observation was new (its id is its key)."""
+        cursor = self.run(
+            "INSERT INTO cleared VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (record["id"], record["agent_id"], record["case_id"], record["case_revision"], clear_until, received_at,
+             payload),
+        )  # fmt: skip
+        return cursor.rowcount == 1
+
     def listed(self, agent_id: str, case_id: str, revision: int) -> dict[str, tuple[str, int]] | None:
         """name -> (sha256, bytes) of the files the stored, signed case lists; None if it is not stored."""
-        row = self.run(
-            "SELECT json FROM cases WHERE agent_id = ? AND case_id = ? AND revision = ?", (agent_id, case_id, revision)
+        row = self.run(  # a `cleared` observation's files name its id, revision 1
+            "SELECT json FROM cases WHERE agent_id = ? AND case_id = ? AND revision = ? UNION ALL "
+            "SELECT json FROM cleared WHERE agent_id = ? AND id = ? AND 1 = ?",
+            (agent_id, case_id, revision) * 2,
         ).fetchone()
         if row is None:
             return None
@@ -65,7 +76,8 @@ class Tx:
         """Bytes of `agent_id`'s chunks whose case has not arrived."""
         return self.run(
             "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM chunks c WHERE agent_id = ? AND NOT EXISTS (SELECT 1 FROM "
-            "cases k WHERE k.case_id = c.case_id AND k.revision = c.revision AND k.agent_id = c.agent_id)",
+            "cases k WHERE k.case_id = c.case_id AND k.revision = c.revision AND k.agent_id = c.agent_id) "
+            "AND NOT EXISTS (SELECT 1 FROM cleared o WHERE o.id = c.case_id AND o.agent_id = c.agent_id)",
             (agent_id,),
         ).fetchone()[0]
 
@@ -122,5 +134,8 @@ class Store(Protocol):
 
     def case_stored(self, tx: Tx, record: dict, received_at: float) -> None:
         """A new case revision was inserted in `tx`: what else the store keeps of it (platform cases)."""
+
+    def cleared_stored(self, tx: Tx, record: dict) -> None:
+        """A new `cleared` observation was inserted in `tx`: its platform case is verified fixed."""
 
     def close(self) -> None: ...

@@ -85,6 +85,9 @@ class PostgresStore:
         )
         self.platform.report(tx.run, record, received_at)
 
+    def cleared_stored(self, tx: Tx, record: dict) -> None:
+        self.platform.cleared(tx.run, record)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

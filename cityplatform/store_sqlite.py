@@ -20,6 +20,9 @@ CREATE TABLE IF NOT EXISTS evidence (agent_id TEXT, case_id TEXT, revision INTEG
     bytes INTEGER, received_at REAL, PRIMARY KEY (agent_id, case_id, revision, name));
 CREATE TABLE IF NOT EXISTS waiting (agent_id TEXT, case_id TEXT, revision INTEGER, name TEXT, count INTEGER,
     sha256 TEXT, bytes INTEGER, since REAL, PRIMARY KEY (agent_id, case_id, revision, name));
+CREATE TABLE IF NOT EXISTS cleared (id TEXT PRIMARY KEY, agent_id TEXT, case_id TEXT, case_revision INTEGER,
+    clear_until REAL, received_at REAL, json TEXT);
+CREATE INDEX IF NOT EXISTS cleared_case ON cleared (case_id);
 """
 
 
@@ -56,6 +59,9 @@ class SqliteStore:
 
     def case_stored(self, tx: Tx, record: dict, received_at: float) -> None:
         """A single box keeps each agent's cases apart: platform cases need the PostgreSQL store."""
+
+    def cleared_stored(self, tx: Tx, record: dict) -> None:
+        """Kept in the `cleared` table only: verifying platform cases needs the PostgreSQL store."""
 
     def close(self) -> None:
         with self._lock:

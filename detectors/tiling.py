@@ -5,12 +5,19 @@ and the model no longer sees it. Cutting the frame into overlapping tiles of the
 size keeps objects at the scale the model was trained on (the SAHI approach). Every tile goes through
 the wrapped detector; boxes are shifted back to frame pixels and merged across tiles; an optional
 whole-frame pass catches objects larger than a tile.
+
+The model takes one image per call (the exported ONNX has a fixed batch of 1), so tiles cannot be
+batched into one onnxruntime call; `threads` runs them on several threads instead (each onnxruntime
+run on its caller's thread, intra-op threads 1), which is what a batch would buy on a CPU. Tiles larger
+than the model input (`tile_px` 800 for a 640 model) are shrunk to it: fewer passes, and on the
+aerial vendor frames the same recall (docs/drone-tiling.md).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -77,6 +84,7 @@ class TiledDetector:
     neighbours share (0.2: objects up to a fifth of a tile are whole in at least one tile). Frames whose
     longest side is at most `min_frame_px` (default: one tile) go straight to the wrapped detector.
     `full_frame` adds one pass over the whole frame for objects larger than a tile; it costs one tile.
+    `threads` > 1 runs the tiles of a frame on that many threads; the boxes are the same as on one.
     """
 
     def __init__(
@@ -88,6 +96,7 @@ class TiledDetector:
         min_frame_px: int | None = None,
         iou: float = 0.5,
         contain: float = 0.6,
+        threads: int = 1,
     ) -> None:
         if tile_px is None:
             input_hw = getattr(inner, "input_hw", None)
@@ -100,6 +109,8 @@ class TiledDetector:
             raise ValueError(f"overlap must be in [0, 0.5), got {overlap}")
         if min_frame_px is not None and min_frame_px < tile_px:
             raise ValueError(f"min_frame_px ({min_frame_px}) is below tile_px ({tile_px}); give at least tile_px")
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
         self.inner = inner
         self.tile_px = tile_px
         self.overlap = overlap
@@ -107,6 +118,8 @@ class TiledDetector:
         self.min_frame_px = tile_px if min_frame_px is None else min_frame_px
         self.iou = iou
         self.contain = contain
+        self.threads = threads
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="tiles") if threads > 1 else None
         self.name = inner.name
         self.version = f"{inner.version}+tiles{tile_px}"  # case records tell tiled from single-pass results
         self.class_names = inner.class_names
@@ -124,14 +137,12 @@ class TiledDetector:
         if max(height, width) <= self.min_frame_px:
             self.tiles_run += 1
             return self.inner.detect(image)
-        parts: list[Detections] = []
-        offsets: list[tuple[int, int]] = []
-        for x0, y0, x1, y1 in tile_windows(height, width, self.tile_px, self.overlap):
-            parts.append(self.inner.detect(image[y0:y1, x0:x1]))  # a view: no copy of the pixels
-            offsets.append((x0, y0))
+        windows = tile_windows(height, width, self.tile_px, self.overlap)
         if self.full_frame:
-            parts.append(self.inner.detect(image))
-            offsets.append((0, 0))
+            windows.append((0, 0, width, height))
+        views = [image[y0:y1, x0:x1] for x0, y0, x1, y1 in windows]  # views: no copy of the pixels
+        parts = list(self._pool.map(self.inner.detect, views) if self._pool else map(self.inner.detect, views))
+        offsets = [(x0, y0) for x0, y0, _, _ in windows]
         self.tiles_run += len(parts)
         started = time.perf_counter()
         xyxy = np.concatenate(

@@ -13,6 +13,7 @@ from protocol.signing import Signer, canonical_json, verify_record
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 CASE_SCHEMA = SCHEMA_DIR / "case-v1.schema.json"
+CLEARED_SCHEMA = SCHEMA_DIR / "cleared-v1.schema.json"
 ACK_SCHEMA = SCHEMA_DIR / "ack-v1.schema.json"
 EVIDENCE_STATUS_SCHEMA = SCHEMA_DIR / "evidence-status-v1.schema.json"
 UPDATE_MANIFEST_SCHEMA = SCHEMA_DIR / "update-manifest-v1.schema.json"
@@ -24,6 +25,7 @@ __all__ = [
     "ACK_SCHEMA",
     "CASE_SCHEMA",
     "CHUNK_BYTES",
+    "CLEARED_SCHEMA",
     "EVIDENCE_STATUS_SCHEMA",
     "SCHEMA_DIR",
     "SOURCE_STATUS_SCHEMA",

@@ -2,6 +2,8 @@
 
 Topics, with `{p}` the prefix and `{a}` the agent id:
   {p}/{a}/cases                          case JSON, QoS 1
+  {p}/{a}/cleared                        cleared observation JSON (schemas/cleared-v1), QoS 1: a case's place
+                                         seen clear; its evidence chunks name the observation's id
   {p}/{a}/evidence/{case_id}/{name}      one chunk of an evidence file, QoS 1; MQTT 5 user properties:
                                          case_id, revision, name, index, count, file_sha256, file_bytes,
                                          chunk_sha256, media_type
@@ -34,7 +36,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 CHUNK_BYTES = 16 * 1024  # about 1.4 s at 93 kbit/s, a 30 GB/month SIM: short enough to finish between 4G drops
-ACK_SCHEMA_VERSION = "1.0"
+ACK_SCHEMA_VERSION = "1.1"  # 1.1: kind `cleared`
 AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # as agent_id in agent/config/sources.py
 CASE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # str(uuid5): agent/cases/case.py
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.[A-Za-z0-9]{1,8}")  # snapshot.jpg, crop.jpg, clip.mp4
@@ -77,6 +79,10 @@ class Topics:
     @property
     def cases(self) -> str:
         return self._t("cases")
+
+    @property
+    def cleared(self) -> str:
+        return self._t("cleared")
 
     @property
     def status(self) -> str:
@@ -204,7 +210,7 @@ def chunk_count(file_bytes: int) -> int:
 
 
 def make_ack(case_id: str, revision: int, kind: str, status: str, name: str | None = None, reason: str = "") -> bytes:
-    """An acknowledgement the platform sends: kind 'case' or 'evidence'; status stored/duplicate/rejected."""
+    """An acknowledgement the platform sends: kind 'case', 'cleared' or 'evidence'; status stored/duplicate/rejected."""
     ack: dict[str, Any] = {
         "schema_version": ACK_SCHEMA_VERSION,
         "case_id": case_id,

@@ -88,6 +88,7 @@ class VideoSource:
         self.duration_s: float | None = None
         self.frames_expected: int | None = None  # files: the container's frame count, where it has one
         self.last_media_s: float | None = None  # files: media time of the last frame decoded
+        self._last_packet_s: float | None = None  # files: media time of the last packet read, decoded or not
         self.incomplete = ""  # files: why the file ended early (truncated), "" when it played to its end
         self.time_source = ""  # files: "given", "container", the telemetry's name or "file mtime"
         self.started_mono_s: float | None = None
@@ -257,6 +258,8 @@ class VideoSource:
                 return
             if feeder is not None:
                 feeder.add(packet)
+            if packet.pts is not None and first_pts is not None:
+                self._last_packet_s = float(packet.pts * stream.time_base) - first_pts
             try:
                 decoded = packet.decode()
             except av.FFmpegError as exc:
@@ -288,7 +291,10 @@ class VideoSource:
         """Compare what was decoded with what the container promises: a cut file decodes without an
         error up to its cut, so only its frame count and duration tell that the end is missing."""
         expected = None if self.keyframes_only else self.frames_expected
-        reached = self.last_media_s + 1 / fps if self.last_media_s is not None else 0.0
+        last = self.last_media_s
+        if self.keyframes_only and last is not None and self._last_packet_s is not None:
+            last = max(last, self._last_packet_s)  # the frames after the last keyframe are there, not decoded
+        reached = last + 1 / fps if last is not None else 0.0
         self.incomplete = _shortfall("decoded", self.stats.decoded, expected, reached, self.duration_s, fps)
         if self.incomplete:
             log.warning("%s: %s: %s", self.source_id, Path(self.url).name, self.incomplete)

@@ -42,6 +42,12 @@ def pipeline(fps: int, width: int, height: int, bframes: int = 0, image: str = "
     )
 
 
+def file_pipeline(path: str) -> str:
+    """A real recording (MP4 with H.264) sent as it is, paced by the server's clock, from its start for
+    each client (with --per-client): footage with objects for the detectors, which a test pattern lacks."""
+    return f"( filesrc location={path} ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="0 binds a free port")
@@ -51,6 +57,7 @@ def main() -> None:
     parser.add_argument("--per-client", action="store_true", help="a pipeline per client instead of one shared")
     parser.add_argument("--path", default="/live", help="the mount point")
     parser.add_argument("--image", default="", help="serve this still picture instead of the moving ball")
+    parser.add_argument("--file", help="serve this MP4 (H.264) instead of the test pattern")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
@@ -59,7 +66,8 @@ def main() -> None:
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(pipeline(args.fps, width, height, args.bframes, args.image))
+    launch = pipeline(args.fps, width, height, args.bframes, args.image)
+    factory.set_launch(file_pipeline(args.file) if args.file else launch)
     factory.set_shared(not args.per_client)
     server.get_mount_points().add_factory(args.path, factory)
     if server.attach(None) == 0:

@@ -195,7 +195,8 @@ class MqttUploader:
     def _send(self, unit: CaseUnit | FileUnit, day: str) -> None:
         try:
             if isinstance(unit, CaseUnit):
-                payload, topic, props = unit.path.read_bytes(), self.topics.cases, None
+                topic = self.topics.cleared if unit.kind == "cleared" else self.topics.cases
+                payload, props = unit.path.read_bytes(), None
                 self.outbox.note_attempt(unit)
             else:
                 chunk = _read_chunk(unit)

@@ -9,12 +9,13 @@ Each case revision and each of its files moves pending -> sent (broker PUBACK) -
 platform's acknowledgement). A case leaves the disk only when it and all its files are acked, or
 when a newer revision replaces it (uploader/revisions.py: which files a revision need not send
 again, and when an older revision's folder may go); its row stays, so that the same case accepted
-again (a re-run of the same footage) is not sent again.
+again (a re-run of the same footage) is not sent again. `cleared` observations are kept as cases, sent after them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import mimetypes
 import shutil
@@ -64,6 +65,7 @@ class CaseUnit:
     case_id: str
     revision: int
     path: Path
+    kind: str = "case"  # or "cleared": an observation, published on its own topic
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,16 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        if "kind" not in {row[1] for row in self._db.execute("PRAGMA table_info(cases)")}:  # before `cleared`
+            self._db.execute("ALTER TABLE cases ADD COLUMN kind TEXT NOT NULL DEFAULT 'case'")
         self._recover()
 
     # --- accepting -----------------------------------------------------------------------------
 
-    def accept(self, case_id: str, revision: int, case_json: bytes, evidence: dict[str, bytes]) -> bool:
-        """Store a case durably. Returns False when this case revision was accepted before."""
+    def accept(
+        self, case_id: str, revision: int, case_json: bytes, evidence: dict[str, bytes], kind: str = "case"
+    ) -> bool:
+        """Store a case (or a `cleared` observation) durably. Returns False when it was accepted before."""
         if "/" in case_id or case_id.startswith("."):
             raise ValueError(f"case id {case_id!r} cannot be a folder name")
         with self._lock:
@@ -123,19 +129,19 @@ class Outbox:
             write_atomic(folder / CASE_FILE, case_json)
             fsync_dir(folder)
             fsync_dir(folder.parent)
-            self._insert(case_id, revision, evidence, time.time())
+            self._insert(case_id, revision, evidence, time.time(), kind)
             self._remove_done(case_id)  # older revisions this one replaced before they were sent
         if self.quota_bytes is not None:
             enforce_quota(self, self.quota_bytes, self.hard_limit_bytes or self.quota_bytes)
         return True
 
-    def _insert(self, case_id: str, revision: int, files: dict[str, bytes], accepted_at: float) -> None:
+    def _insert(self, case_id: str, revision: int, files: dict[str, bytes], accepted_at: float, kind: str) -> None:
         """The rows of a case whose files are on disk; `files` are their bytes (hashed here, not read again)."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
-                "INSERT INTO cases (case_id, revision, state, accepted_at) VALUES (?, ?, ?, ?)",
-                (case_id, revision, PENDING, accepted_at),
+                "INSERT INTO cases (case_id, revision, state, accepted_at, kind) VALUES (?, ?, ?, ?, ?)",
+                (case_id, revision, PENDING, accepted_at, kind),
             )
             for name, data in sorted(files.items()):
                 media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -152,14 +158,15 @@ class Outbox:
     # --- sending ---------------------------------------------------------------------------------
 
     def next_unit(self, evidence_allowed: bool = True) -> CaseUnit | FileUnit | None:
-        """The most urgent thing to send: case JSONs (new before updates), then files by priority."""
+        """The most urgent thing to send: case JSONs (new before updates, `cleared` last), then files by priority."""
         with self._lock:
             row = self._db.execute(
-                "SELECT case_id, revision FROM cases WHERE state = ? ORDER BY revision > 1, accepted_at LIMIT 1",
+                "SELECT case_id, revision, kind FROM cases WHERE state = ? "
+                "ORDER BY kind = 'cleared', revision > 1, accepted_at LIMIT 1",
                 (PENDING,),
             ).fetchone()
             if row:
-                return CaseUnit(row[0], row[1], self._folder(row[0], row[1]) / CASE_FILE)
+                return CaseUnit(row[0], row[1], self._folder(row[0], row[1]) / CASE_FILE, row[2])
             if not evidence_allowed:
                 return None
             row = self._db.execute(
@@ -227,7 +234,7 @@ class Outbox:
         with self._lock:
             with self._db:  # one transaction: a file and the revisions that carry it change together
                 self._db.execute("BEGIN IMMEDIATE")
-                if kind == "case":
+                if kind in ("case", "cleared"):
                     self._db.execute(
                         "UPDATE cases SET state = ?, acked_at = ? WHERE case_id = ? AND revision = ? AND state != ?",
                         (new_state, time.time(), case_id, revision, ACKED),
@@ -378,7 +385,8 @@ class Outbox:
                 continue
             if (files := complete_folder(folder, CASE_FILE)) is not None:
                 log.warning("outbox: adopting case %s r%d written before a crash", case_id, revision)
-                self._insert(case_id, revision, files, (folder / CASE_FILE).stat().st_mtime)
+                kind = "cleared" if "case_revision" in json.loads((folder / CASE_FILE).read_bytes()) else "case"
+                self._insert(case_id, revision, files, (folder / CASE_FILE).stat().st_mtime, kind)
             else:
                 log.warning("outbox: removing incomplete case folder %s", folder)
                 shutil.rmtree(folder)
@@ -389,8 +397,4 @@ class Outbox:
 
 
 def _priority(media_type: str) -> int:
-    if media_type.startswith("image/"):
-        return PRIORITY_IMAGE
-    if media_type.startswith("video/"):
-        return PRIORITY_VIDEO
-    return PRIORITY_OTHER
+    return {"image": PRIORITY_IMAGE, "video": PRIORITY_VIDEO}.get(media_type.split("/")[0], PRIORITY_OTHER)

@@ -7,9 +7,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.geo.earth import Location
+import numpy as np
 
-SCHEMA_VERSION = "1.2"  # 1.1: optional `explanation`; 1.2: optional `privacy`
+from agent.geo.earth import Location
+from detectors import Detections
+from streams import Frame
+
+SCHEMA_VERSION = "1.3"  # 1.1: optional `explanation`; 1.2: optional `privacy`; 1.3: `explanation.boxes`
 _CASE_NAMESPACE = uuid.UUID("5d1f0c36-1f3e-4d0a-9c1e-6a6b2f7e9a10")
 
 
@@ -79,3 +83,31 @@ def case_id(agent_id: str, source_id: str, case_type: str, first_seen: datetime)
 def iso_ms(moment: datetime) -> str:
     """UTC ISO 8601 with milliseconds and a Z."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def crop_window(
+    box_xyxy: np.ndarray, width: int, height: int, margin: float = 0.25, min_side_px: int = 64
+) -> list[int]:
+    """[left, top, right, bottom] of crop.jpg in the frame: the box with `margin` of its size around it (at
+    least `min_side_px` wide and high), clipped to the frame."""
+    x1, y1, x2, y2 = (float(c) for c in box_xyxy)
+    pad_x = max((x2 - x1) * margin, (min_side_px - (x2 - x1)) / 2, 0)
+    pad_y = max((y2 - y1) * margin, (min_side_px - (y2 - y1)) / 2, 0)
+    return [
+        max(int(x1 - pad_x), 0),
+        max(int(y1 - pad_y), 0),
+        min(int(x2 + pad_x) + 1, width),
+        min(int(y2 + pad_y) + 1, height),
+    ]
+
+
+def evidence_boxes(frame: Frame, detections: Detections) -> dict[str, Any]:
+    """Where the case's boxes are in its evidence frame (pixels) and which window crop.jpg shows: what the
+    platform needs to turn a reviewed case into training labels (cityplatform/training_set.py)."""
+    height, width = frame.image.shape[:2]
+    best = detections.xyxy[detections.confidence.argmax()]
+    return {
+        "frame_px": [int(width), int(height)],
+        "xyxy": [[round(float(v), 1) for v in box] for box in detections.xyxy],
+        "crop_px": crop_window(best, width, height),
+    }

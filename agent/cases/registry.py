@@ -42,6 +42,19 @@ class KnownCase:
     first_seen: datetime
 
 
+@dataclass(frozen=True)
+class OpenCase:
+    """A case a source may verify on its next pass: where it is (a fixed camera's box, a located position)."""
+
+    case_id: str
+    revision: int
+    type: str
+    lat: float | None
+    lon: float | None
+    box: np.ndarray | None
+    method: str | None  # how it was located (agent.cases.locate); None before the registry kept it
+
+
 class CaseRegistry:
     """Finds the earlier case a sighting belongs to; remembers every case revision stored."""
 
@@ -58,6 +71,10 @@ class CaseRegistry:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(sightings)")}
         if "seen" not in columns:  # a registry written before sightings were forgotten by time
             self._db.execute("ALTER TABLE sightings ADD COLUMN seen TEXT")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(known_cases)")}
+        if "cleared_at" not in columns:  # before verification by the next pass
+            self._db.execute("ALTER TABLE known_cases ADD COLUMN cleared_at TEXT")
+            self._db.execute("ALTER TABLE known_cases ADD COLUMN method TEXT")
 
     def match(
         self,
@@ -110,8 +127,9 @@ class CaseRegistry:
         box_json = json.dumps([round(float(v), 1) for v in box]) if box is not None else None
         with self._lock:
             self._db.execute(
-                "INSERT INTO known_cases (case_id, type, source_id, lat, lon, first_seen, last_seen, revision, box) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(case_id) DO UPDATE SET "
+                "INSERT INTO known_cases (case_id, type, source_id, lat, lon, first_seen, last_seen, revision, box, "
+                "method) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(case_id) DO UPDATE SET "
+                "cleared_at = CASE WHEN excluded.revision > revision THEN NULL ELSE cleared_at END, "  # seen again
                 "revision = MAX(revision, excluded.revision), last_seen = MAX(last_seen, excluded.last_seen), "
                 "lat = COALESCE(lat, excluded.lat), lon = COALESCE(lon, excluded.lon), "
                 "box = COALESCE(box, excluded.box)",  # a pile does not move
@@ -125,6 +143,7 @@ class CaseRegistry:
                     case.last_seen.isoformat(),
                     case.revision,
                     box_json,
+                    case.location.method if case.location else None,
                 ),
             )
             if sighting_id is not None:
@@ -133,6 +152,24 @@ class CaseRegistry:
                     (sighting_id, case.id, case.revision, case.last_seen.isoformat()),
                 )
         self.forget_before(case.last_seen - self.remember)  # by footage time: old recordings stay matchable
+
+    def open_cases(self, source_id: str, since: datetime) -> list[OpenCase]:
+        """The source's cases seen since `since` that no `cleared` observation has closed, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT case_id, revision, type, lat, lon, box, method FROM known_cases WHERE source_id = ? "
+                "AND cleared_at IS NULL AND last_seen >= ? ORDER BY last_seen DESC",
+                (source_id, since.isoformat()),
+            ).fetchall()
+        return [
+            OpenCase(cid, rev, case_type, lat, lon, None if box is None else np.array(json.loads(box)), method)
+            for cid, rev, case_type, lat, lon, box, method in rows
+        ]
+
+    def mark_cleared(self, case_id: str, at: datetime) -> None:
+        """A `cleared` observation was sent: the case is not watched again until it is seen again."""
+        with self._lock:
+            self._db.execute("UPDATE known_cases SET cleared_at = ? WHERE case_id = ?", (at.isoformat(), case_id))
 
     def forget_before(self, moment: datetime) -> int:
         """Drop cases last seen before `moment`, their sightings, and any sighting from before `moment`

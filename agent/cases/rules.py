@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from agent.cases.case import evidence_boxes
 from agent.cases.rule_checks import best_box, box_shift, boxes_change, pixel_change
 from agent.config.rules import RuleConfig
 from agent.geo.earth import distance_m
@@ -141,7 +142,7 @@ class PersistenceRule:
             if self._fixed and rule.min_present_s > 0:
                 _since_presence(state.open_case, presence)
             if self._fixed and (rule.min_present_s > 0 or stationary):
-                state.open_case.explanation = _presence_numbers(presence, rule, frame.utc, stationary)
+                state.open_case.explanation |= _presence_numbers(presence, rule, frame.utc, stationary)
             state.hits.clear()
             state.presence = None
             confirmed.append(state.open_case)
@@ -175,6 +176,7 @@ def _confirm(case_type: str, hits: deque[_Hit], track_ids: tuple[int, ...]) -> S
         score_sum=sum(scores),
         frames=len(scores),
         track_ids=track_ids,
+        explanation={"boxes": evidence_boxes(best.frame, best.detections)},
     )
 
 

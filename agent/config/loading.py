@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")  # two letters at least: not a drive letter
-_QUOTE_CHARS = 80  # the most of a bad value an error repeats
+_QUOTE_CHARS = 200  # the most of a bad value an error repeats: a whole file path fits
 _PATH_MAX = 4096  # Linux's; a longer path or URL makes the OS raise instead of answering "not found"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml reads a 5 MB value in a blink
 
@@ -101,6 +101,8 @@ _PATH_KEYS = {
     "keys_dir",
     "geo_zones",
     "file",
+    "cert_file",
+    "key_file",
 }
 
 
@@ -214,6 +216,12 @@ def _step(node: Any, part: Any) -> Any:
     return None
 
 
+def is_file(path: str | os.PathLike) -> bool:
+    """Whether `path` names a file: False, not OSError, for a name too long for the file system
+    (Path.is_file raises on ENAMETOOLONG before Python 3.12)."""
+    return os.path.isfile(path)
+
+
 def _model_in(node: Any) -> type[BaseModel] | None:
     if isinstance(node, type) and issubclass(node, BaseModel):
         return node
@@ -233,17 +241,23 @@ def _show(loc: tuple, value: Any) -> str:
 
 
 def _quote(value: str) -> str:
-    """The value as an error shows it: passwords masked, at most about 80 characters."""
+    """The value as an error shows it: passwords masked, at most about 200 characters."""
     if "@" in value and re.search(r"\s", value):  # a password with a space would span two words
         return "'***'"
     masked = mask_url(value)
     if len(masked) <= _QUOTE_CHARS:
         return repr(masked)
-    return f"{masked[: _QUOTE_CHARS - 20]!r}… ({len(masked)} characters)"
+    return f"{_ends(masked)!r} ({len(masked)} characters)"
 
 
 def _cut(text: str) -> str:
-    return text if len(text) <= _QUOTE_CHARS else f"{text[: _QUOTE_CHARS - 20]}… ({len(text)} characters)"
+    return text if len(text) <= _QUOTE_CHARS else f"{_ends(text)} ({len(text)} characters)"
+
+
+def _ends(text: str) -> str:
+    """Its start and its end (a path's file name is at its end), the middle elided."""
+    head = _QUOTE_CHARS // 3
+    return f"{text[:head]}…{text[-(_QUOTE_CHARS - head - 20) :]}"
 
 
 def _path(loc: tuple) -> str:

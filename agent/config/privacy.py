@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from agent.config import resources
+from agent.config.loading import is_file
 from agent.config.sources import _Strict
 
 MaskMethod = Literal["blur", "pixelate"]
@@ -54,7 +55,7 @@ class PrivacyConfig(_Strict):
     @field_validator("face_model")
     @classmethod
     def _face_model_exists(cls, value: Path) -> Path:
-        if not value.is_file():
+        if not is_file(value):
             raise ValueError("face model file not found; use builtin:face (CenterFace) or leave face_model out")
         return value
 

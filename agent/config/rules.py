@@ -133,6 +133,21 @@ class RuleConfig(_Strict):
         "it was first seen; a move starts the count again. null: off",
     )
 
+    clear_after_s: float | None = Field(
+        default=300.0,
+        gt=0,
+        description="fixed cameras: an open case's box in view with no box of the type on it this long sends a "
+        "`cleared` observation (问题核查); null: this type is never verified by the agent",
+    )
+    clear_min_frames: int = Field(
+        default=3, ge=1, le=1000, description="analysed frames in view and clear a `cleared` observation needs"
+    )
+    clear_range_m: float = Field(
+        default=30.0,
+        gt=0,
+        description="moving cameras: an open case counts as in view inside the camera's footprint up to this far",
+    )
+
     def active_at(self, local: datetime) -> bool:
         """Whether frames at this local time count for the type."""
         if not self.enabled:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from agent.config import resources
-from agent.config.loading import ConfigError, parse_model, read_config_text
+from agent.config.loading import ConfigError, is_file, parse_model, read_config_text
 from agent.config.observe import MetricsConfig
 from agent.config.privacy import PrivacyConfig
 from agent.config.rules import CasesConfig, CaseType, RuleConfig
@@ -30,6 +30,7 @@ from agent.config.sources import (  # noqa: F401 - re-exported: the configuratio
     source_id_for,
 )
 from agent.config.updates import UpdatesConfig
+from agent.config.web import WebConfig
 from agent.geo.grid import DEFAULT_FIELDS, GridIndex
 from detectors.vetoes import MIN_COVERAGE, MIN_IOU, VETO_CLASSES
 from protocol.broker import MqttConfig
@@ -48,6 +49,9 @@ class TilingConfig(_Strict):
     full_frame: bool = Field(default=True, description="one more pass over the whole frame, for objects over a tile")
     min_frame_px: int | None = Field(
         default=None, ge=64, description="frames whose longest side is at most this go in one pass; default: tile_px"
+    )
+    threads: int = Field(
+        default=1, ge=1, le=64, description="tiles of a frame run on this many threads at once (cores to spare)"
     )
 
     @model_validator(mode="after")
@@ -83,7 +87,7 @@ class DetectorConfig(_Strict):
     @field_validator("model")
     @classmethod
     def _model_exists(cls, value: Path) -> Path:
-        if not value.is_file():
+        if not is_file(value):
             raise ValueError("model file not found; use builtin:garbage or a file made by `edge-agent export`")
         return value
 
@@ -200,7 +204,7 @@ class GridConfig(_Strict):
     @field_validator("file")
     @classmethod
     def _loads(cls, value: Path, info: ValidationInfo) -> Path:
-        if not value.is_file():
+        if not is_file(value):
             raise ValueError("file not found; give the grid layer as a GeoJSON file")
         fields = info.data.get("fields") or GridFields()
         GridIndex.load(value, info.data.get("crs", "WGS84"), fields.model_dump())
@@ -226,6 +230,7 @@ class AgentConfig(_Strict):
     uploader: UploaderConfig = Field(default_factory=UploaderConfig)
     updates: UpdatesConfig = Field(default_factory=UpdatesConfig, description="signed remote updates over MQTT")
     metrics: MetricsConfig | None = Field(default=None, description="Prometheus and health endpoint; off if absent")
+    web: WebConfig = Field(default_factory=WebConfig, description="the box's page: live view, zones, cases")
 
     @model_validator(mode="after")
     def _something_to_watch(self) -> AgentConfig:
@@ -295,7 +300,7 @@ def load_receiver_config(path: Path) -> ReceiverConfig:
     The platform package takes the validated ReceiverConfig and shares only the protocol with the agent."""
     from cityplatform.config import ReceiverConfig
 
-    if not path.is_file():
+    if not is_file(path):
         raise ConfigError(
             f"{path}: no receiver configuration there; give the path of a receiver YAML, "
             "for example -c configs/receiver.yaml"

@@ -12,7 +12,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agent.config.loading import looks_like_url
+from agent.config.loading import is_file, looks_like_url
 from agent.config.rules import CaseType
 from agent.geo.geometry import Homography
 from agent.geo.polygons import pixel_polygon, read_polygon_features
@@ -209,7 +209,7 @@ class SourceConfig(_Strict):
     def _valid_geo_zones(cls, value: Path | None) -> Path | None:
         if value is None:
             return value
-        if not value.is_file():
+        if not is_file(value):
             raise ValueError("file not found; give a GeoJSON FeatureCollection of WGS-84 polygons")
         accepted = get_args(CaseType)
         for feature in read_polygon_features(value):
@@ -225,7 +225,7 @@ class SourceConfig(_Strict):
     @field_validator("telemetry")
     @classmethod
     def _telemetry_exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
+        if value is not None and not is_file(value):
             raise ValueError("file not found; give the .SRT, .nmea, .gpx or .klv file recorded with the video")
         return value
 
@@ -233,7 +233,7 @@ class SourceConfig(_Strict):
 def _url_or_file(value: str) -> str:
     if looks_like_url(value):
         check_camera_url(value)
-    elif not Path(value).is_file():
+    elif not is_file(value):
         raise ValueError("file not found; give an existing video file or an rtsp:// URL")
     return value
 
@@ -291,3 +291,9 @@ class InboxConfig(_Strict):
     sample_fps: float = Field(default=2.0, gt=0, le=30)
     settle_s: float = Field(default=10.0, ge=0, description="an upload is finished when its size is still this long")
     scan_every_s: float = Field(default=2.0, gt=0)
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="uploads processed at once, each in a worker process; 1: one at a time in the agent itself",
+    )

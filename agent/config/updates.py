@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field, field_validator, model_validator
 
+from agent.config.loading import is_file
 from agent.config.sources import _Strict
 
 
@@ -31,7 +32,7 @@ class UpdatesConfig(_Strict):
     def _ed25519_pem(cls, value: Path | None) -> Path | None:
         if value is None:
             return value
-        if not value.is_file():
+        if not is_file(value):
             raise ValueError("file not found; give the platform's Ed25519 public key as a PEM file")
         try:
             key = serialization.load_pem_public_key(value.read_bytes())

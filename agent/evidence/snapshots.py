@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from agent.cases.case import iso_ms
+from agent.cases.case import crop_window, iso_ms
 from detectors import Detections
 from streams import Frame
 
@@ -38,11 +38,7 @@ def snapshot_jpeg(frame: Frame, detections: Detections, quality: int, max_width_
 def crop_jpeg(frame: Frame, box_xyxy: np.ndarray, quality: int, margin: float = 0.25, min_side_px: int = 64) -> bytes:
     """A clean crop of the object (no drawing) with some context around it, for the inspector's eye."""
     height, width = frame.image.shape[:2]
-    x1, y1, x2, y2 = (float(c) for c in box_xyxy)
-    pad_x = max((x2 - x1) * margin, (min_side_px - (x2 - x1)) / 2, 0)
-    pad_y = max((y2 - y1) * margin, (min_side_px - (y2 - y1)) / 2, 0)
-    left, top = max(int(x1 - pad_x), 0), max(int(y1 - pad_y), 0)
-    right, bottom = min(int(x2 + pad_x) + 1, width), min(int(y2 + pad_y) + 1, height)
+    left, top, right, bottom = crop_window(box_xyxy, width, height, margin, min_side_px)
     ok, jpeg = cv2.imencode(".jpg", frame.image[top:bottom, left:right], [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError("JPEG encoding failed")

@@ -96,6 +96,17 @@ class GridIndex:
         first[first == len(self.cells)] = -1
         return first
 
+    def outlines_near(self, lat: float, lon: float, radius_deg: float) -> list[tuple[str, list[tuple[float, float]]]]:
+        """(code, [(lon, lat), ...] of the outer ring) of the cells within `radius_deg` of a position, in the
+        layer's own datum: for a map drawn on the box's page."""
+        hits = self._tree.query(shapely.box(lon - radius_deg, lat - radius_deg, lon + radius_deg, lat + radius_deg))
+        outlines = []
+        for i in sorted(int(h) for h in hits):
+            geometry = self._tree.geometries[i]
+            polygon = max(getattr(geometry, "geoms", [geometry]), key=lambda g: g.area)
+            outlines.append((self.cells[i].code, [(x, y) for x, y in polygon.exterior.coords]))
+        return outlines
+
     def grid_for(self, location: Location | None) -> dict[str, str | None] | None:
         """A case's `grid` record: null without a position or outside every cell."""
         if location is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -161,7 +162,8 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         "--clip), and prints x real time, frames/s, ms per stage, CPU %, peak memory and the ratio (b)/(a). "
         "With --streams N: N fixed cameras at once (files played at real time, motion gating, --sample-fps each) "
         "through the agent's pipeline and outbox, and per stream frames dropped, lag and latency, with CPU and "
-        "memory per added stream (from a 1-stream run first).",
+        "memory per added stream (from a 1-stream run first). With --batch N: N recorded files one at a time and "
+        "on --workers processes (edge-agent process); with --tiles: the cost of tiling a 4000x3000 drone frame.",
     )
     bench.add_argument(
         "--clip",
@@ -184,6 +186,24 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--processes", type=int, default=1, help="--streams: split the streams over P processes")
     bench.add_argument("--json", type=Path, help="--streams: also write the report as JSON to this file")
     bench.add_argument("-c", "--config", type=Path, help="--streams: detector, rules, evidence from this config")
+    bench.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        help="instead: N files of --seconds (1080p25, or --clip) through `edge-agent process`, one at a time and "
+        "on --workers processes, side by side (with --keyframes-only: keyframes only, as process does)",
+    )
+    bench.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="--batch: worker processes of the parallel run (default: the cores, %(default)s here)",
+    )
+    bench.add_argument(
+        "--tiles",
+        action="store_true",
+        help="instead: seconds per 4000x3000 drone frame, today's tiling against 800-pixel tiles on --workers threads",
+    )
     bench.add_argument(
         "--keyframes-only",
         action="store_true",
@@ -221,6 +241,14 @@ def _command(args: argparse.Namespace) -> int:
         from agent.tools.bench_streams import bench_streams
 
         bench_streams(args, model)
+        return 0
+    if args.batch or args.tiles:
+        from agent.tools.bench_batch import bench_batch, bench_tiles
+
+        if args.batch:
+            bench_batch(args, model)
+        if args.tiles:
+            bench_tiles(args.workers)
         return 0
     weights = args.weights
     if weights is None and importlib.util.find_spec("ultralytics"):

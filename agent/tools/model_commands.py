@@ -24,9 +24,9 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
         type=Path,
         required=True,
         help="dataset folder with images/ and labels/, or with train/valid/test folders that hold them (pooled, "
-        "then split again by source)",
+        "then split again by source); or a data.yaml already split (edge-agent platform-training-set)",
     )
-    train.add_argument("--classes", required=True, help="class names in id order, comma-separated")
+    train.add_argument("--classes", help="class names in id order, comma-separated (a data.yaml names its own)")
     train.add_argument("--out", type=Path, default=Path("runs"), help="split, logs and weights go here")
     train.add_argument("--model", default="yolov8n.yaml", help="model YAML (from scratch) or local .pt to fine-tune")
     train.add_argument("--imgsz", type=int, default=320)
@@ -40,6 +40,12 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="folder of images showing none of the classes (fog, steam, grey walls, empty streets), "
         "added to training as background",
+    )
+    train.add_argument(
+        "--balance",
+        default="",
+        help="classes, comma-separated, whose training images are shown twice per epoch (class-balanced sampling "
+        "for a class the dataset has few of), e.g. garbage,overflow",
     )
     train.add_argument("--device", default="cpu", help="cpu, or a CUDA device index such as 0")
     train.set_defaults(func=_cmd_train)
@@ -120,16 +126,30 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from agent.tools.training import split_by_source, train
+    from agent.tools.training import prepared_split, split_by_source, train
 
     try:
-        split = split_by_source(
-            args.data, args.classes.split(","), args.out / "split", args.val_fraction, negatives=args.negatives
-        )
-    except FileNotFoundError as exc:
+        if args.data.suffix in (".yaml", ".yml"):
+            if args.balance:
+                raise ValueError("--balance applies to a dataset folder, which train splits; a data.yaml is split")
+            split = prepared_split(args.data, args.out)
+        elif args.classes is None:
+            raise FileNotFoundError("--classes: give the class names in id order (only a data.yaml names its own)")
+        else:
+            split = split_by_source(
+                args.data,
+                args.classes.split(","),
+                args.out / "split",
+                args.val_fraction,
+                negatives=args.negatives,
+                balance=tuple(name for name in args.balance.split(",") if name),
+            )
+    except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"split by source: {split.train_images} training, {split.val_images} held-out images ({split.data_yaml})")
+    if split.reviewed:
+        print("reviewed platform cases in this dataset: " + ", ".join(f"{k} {v}" for k, v in split.reviewed.items()))
     best = train(
         split.data_yaml,
         args.out,

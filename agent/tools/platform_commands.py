@@ -1,5 +1,6 @@
-"""`edge-agent platform-export` and `platform-loadtest`: the platform team's commands over a receiver
-YAML with a postgres section (registered like `bench`; psycopg is imported only when they run)."""
+"""`edge-agent platform-export`, `platform-review`, `platform-training-set` and `platform-loadtest`: the
+platform team's commands over a receiver YAML with a postgres section (registered like `bench`; psycopg
+is imported only when they run)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,38 @@ def add_platform_parsers(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--out", type=Path, required=True, help="folder for the JSON files")
     export.add_argument("--street", help="only this street office (街道), as the grid layer names it")
     export.set_defaults(func=_cmd_export)
+
+    review = sub.add_parser(
+        "platform-review",
+        help="record an inspector's review of a platform case: confirm, reject with a reason, or correct the type",
+        description="Until the review page is built: one decision per call; the latest decision of a case counts. "
+        "Reasons: not_a_problem (a hard negative for training), duplicate, wrong_type, outside_rules.",
+    )
+    review.add_argument("-c", "--config", type=Path, required=True, help="receiver YAML with a postgres section")
+    review.add_argument("--case", type=int, required=True, help="the platform case id (platform-export shows it)")
+    decision = review.add_mutually_exclusive_group(required=True)
+    decision.add_argument("--confirm", action="store_true", help="a real problem of its type")
+    decision.add_argument("--reject", metavar="REASON", help="not_a_problem | duplicate | wrong_type | outside_rules")
+    decision.add_argument("--correct", metavar="TYPE", help="a real problem of this other type")
+    review.add_argument("--reviewer", required=True, help="the inspector's name or id, kept with the decision")
+    review.set_defaults(func=_cmd_review)
+
+    dataset = sub.add_parser(
+        "platform-training-set",
+        help="build a YOLO dataset from reviewed platform cases, for edge-agent train --data OUT/data.yaml",
+        description="Confirmed (and corrected) cases' crops with their boxes as labels, cases rejected as "
+        "not_a_problem as hard negatives, split by agent, source and day; data.yaml and reviewed.json count them.",
+    )
+    dataset.add_argument("-c", "--config", type=Path, required=True, help="receiver YAML with a postgres section")
+    dataset.add_argument("--out", type=Path, required=True, help="a new (or empty) folder for the dataset")
+    dataset.add_argument("--classes", required=True, help="the model's class names in id order, comma-separated")
+    dataset.add_argument(
+        "--class-map", default="", help="case type=class name, comma-separated (default: each type is its own class)"
+    )
+    dataset.add_argument(
+        "--val-fraction", type=float, default=0.2, help="share of (agent, source, day) groups held out"
+    )
+    dataset.set_defaults(func=_cmd_training_set)
 
     load = sub.add_parser(
         "platform-loadtest",
@@ -45,15 +78,58 @@ def _postgres_config(path: Path):
     return config
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
-    from cityplatform.export import export_by_street
+def _store(config):
     from cityplatform.store_postgres import PostgresStore
 
-    config = _postgres_config(args.config)
     try:
-        store = PostgresStore(config.postgres, config.platform)
+        return PostgresStore(config.postgres, config.platform)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _cmd_review(args: argparse.Namespace) -> int:
+    from cityplatform.reviews import Review, record_review
+
+    decision = "confirm" if args.confirm else "reject" if args.reject else "correct"
+    review = Review(args.case, decision, args.reject, args.correct, args.reviewer)
+    store = _store(_postgres_config(args.config))
+    try:
+        with store.transaction(f"review:{args.case}") as tx:
+            review_id = record_review(tx.run, review)
+    except ValueError as exc:
+        raise ConfigError(f"platform-review: {exc}") from None
+    finally:
+        store.close()
+    print(f"review {review_id}: platform case {args.case} {decision} {args.reject or args.correct or ''}".rstrip())
+    return 0
+
+
+def _cmd_training_set(args: argparse.Namespace) -> int:
+    from cityplatform.training_set import build_training_set
+
+    classes = [name.strip() for name in args.classes.split(",") if name.strip()]
+    pairs = [item.split("=", 1) for item in args.class_map.split(",") if item.strip()]
+    if any(len(pair) != 2 for pair in pairs):
+        raise ConfigError(f"--class-map {args.class_map!r}: give type=class pairs, e.g. garbage_pile=garbage")
+    class_map = {t.strip(): c.strip() for t, c in pairs} or {name: name for name in classes}
+    config = _postgres_config(args.config)
+    store = _store(config)
+    try:
+        with store.direct() as tx:
+            built = build_training_set(tx.run, config.store_dir, args.out, classes, class_map, args.val_fraction)
+    except ValueError as exc:
+        raise ConfigError(f"platform-training-set: {exc}") from None
+    finally:
+        store.close()
+    print(f"{built.data_yaml}: " + ", ".join(f"{k} {v}" for k, v in built.summary().items()))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from cityplatform.export import export_by_street
+
+    config = _postgres_config(args.config)
+    store = _store(config)
     try:
         with store.direct() as tx:
             written = export_by_street(tx.run, args.out, args.street)

@@ -28,6 +28,31 @@ class SplitSummary:
     data_yaml: Path
     train_images: int
     val_images: int
+    reviewed: dict[str, int] | None = None  # a platform training set: how many reviewed cases went in
+
+
+def prepared_split(data_yaml: Path, out_dir: Path) -> SplitSummary:
+    """A data.yaml already split (edge-agent platform-training-set); its `reviewed` counts are written to
+    out_dir/training-data.json, the training output the model card quotes. ValueError when it is not one."""
+    try:
+        data = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{data_yaml}: cannot read it as YAML ({exc})") from None
+    if not isinstance(data, dict) or not {"path", "train", "val", "names"} <= data.keys():
+        raise ValueError(f"{data_yaml}: a data.yaml needs path, train, val and names (a YOLO dataset file)")
+    root = Path(data["path"])
+    counts = {}
+    for side in ("train", "val"):
+        images = root / str(data[side])
+        if not images.resolve().is_relative_to(root.resolve()) or not images.is_dir():
+            raise ValueError(f"{data_yaml}: {side}: {data[side]!r} is not a folder inside {root}")
+        counts[side] = sum(1 for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    reviewed = data.get("reviewed")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "training-data.json").write_text(
+        json.dumps({"data": str(data_yaml.resolve()), "images": counts, "reviewed": reviewed}, indent=1)
+    )
+    return SplitSummary(data_yaml, counts["train"], counts["val"], reviewed)
 
 
 def source_group(image_name: str, block: int) -> str:
@@ -75,13 +100,15 @@ def split_by_source(
     val_fraction: float = 0.15,
     block: int = 40,
     negatives: Path | None = None,
+    balance: tuple[str, ...] = (),
 ) -> SplitSummary:
     """Build `out_dir/{train,val}/{images,labels}` as symlinks into a read-only YOLO dataset.
 
     The side of each source group is fixed by a hash of its name, so the split is the same on
     every machine and every run. Images in `negatives` (scenes with none of the classes: fog, steam,
     grey walls) join the training side with no labels, as background that teaches the model what
-    not to fire on.
+    not to fire on. Training images that hold a class in `balance` are listed twice (train.txt), so a
+    class the dataset has few of is seen as often as the common ones (class-balanced sampling).
     """
     counts = {"train": 0, "val": 0}
     for side in counts:
@@ -105,13 +132,28 @@ def split_by_source(
     data_yaml = out_dir / "data.yaml"
     data = {
         "path": str(out_dir.resolve()),
-        "train": "train/images",
+        "train": _balanced_list(out_dir / "train", class_names, balance) if balance else "train/images",
         "val": "val/images",
         "names": dict(enumerate(class_names)),
     }
     data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
     (out_dir / "split.json").write_text(json.dumps(counts))
     return SplitSummary(data_yaml, counts["train"], counts["val"])
+
+
+def _balanced_list(train_dir: Path, class_names: list[str], balance: tuple[str, ...]) -> str:
+    """Write train.txt: every training image once, those holding a `balance` class twice; its name."""
+    unknown = sorted(set(balance) - set(class_names))
+    if unknown:
+        raise ValueError(f"--balance: {', '.join(unknown)} not in the classes {', '.join(class_names)}")
+    wanted = {str(class_names.index(name)) for name in balance}
+    lines = []
+    for image in sorted((train_dir / "images").iterdir()):
+        label = train_dir / "labels" / (image.stem + ".txt")
+        held = {line.split()[0] for line in label.read_text().splitlines() if line.strip()} if label.exists() else set()
+        lines += [str(image.absolute())] * (2 if held & wanted else 1)
+    (train_dir.parent / "train.txt").write_text("\n".join(lines) + "\n")
+    return "train.txt"
 
 
 def _link(target: Path, link: Path) -> None:
@@ -153,6 +195,8 @@ def train(
         "device": device,
         "cache": "ram",
     }
+    if model_yaml.endswith(".pt"):  # a warm start needs no long warm-up, and a few-epoch budget some mosaic
+        kwargs |= {"warmup_epochs": 1, "close_mosaic": 2}
     if time_hours:
         kwargs["time"] = time_hours
     model.train(**kwargs)

@@ -30,7 +30,7 @@ from protocol.files import write_atomic
 
 log = logging.getLogger(__name__)
 
-NEEDS_RESTART = ("agent_id", "state_dir", "uploader")  # the identity, the outbox and the link: restart the agent
+NEEDS_RESTART = ("agent_id", "state_dir", "uploader", "web")  # identity, outbox, link, page: restart the agent
 PIPELINE_KEYS = ("detector", "detectors", "cases", "evidence", "grid")  # shared by all: restart on a new pipeline
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.batch import BatchPool
 from agent.config import SourceConfig
 from agent.inbox import Inbox
 from agent.pipeline import Pipeline, SourceSummary
@@ -70,7 +71,10 @@ class Supervisor:
     def start_inbox(self, config: Any) -> Running:
         entry = Running(INBOX, config, threading.Event(), datetime.now(UTC))
         pipeline = self.pipeline
-        entry.inbox = Inbox(config, lambda source: pipeline.run_source(source, entry.stop))
+        pool = None
+        if config.workers > 1:  # uploads ready together run at once on worker processes
+            pool = BatchPool(pipeline.config, pipeline.outbox, config.workers, pipeline.on_case)
+        entry.inbox = Inbox(config, lambda source: pipeline.run_source(source, entry.stop), pool)
         entry.thread = threading.Thread(target=self._run_inbox, args=(entry,), name="inbox", daemon=True)
         self.running[INBOX] = entry
         entry.thread.start()

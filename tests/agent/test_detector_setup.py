@@ -29,6 +29,12 @@ def test_tiling_wraps_the_model_with_its_input_size_by_default(tmp_path: Path) -
     assert tiled.class_names == ("vendedor_ambulante",) and tiled.version.startswith(plain.version)
 
 
+def test_tiling_threads_come_from_the_configuration(tmp_path: Path) -> None:
+    config = config_with(tmp_path, {"model": "builtin:vendors-aerial", "tiling": {"tile_px": 800, "threads": 2}})
+    tiled = build_detector(config.detector)
+    assert isinstance(tiled, TiledDetector) and (tiled.tile_px, tiled.threads) == (800, 2)
+
+
 @pytest.mark.parametrize(
     "tiling, expected",
     [
@@ -36,6 +42,7 @@ def test_tiling_wraps_the_model_with_its_input_size_by_default(tmp_path: Path) -
         ({"tile_px": 32}, ["detector.tiling.tile_px", "greater than or equal to 64"]),
         ({"tile_px": 640, "min_frame_px": 320}, ["detector.tiling", "min_frame_px (320) is below tile_px (640)"]),
         ({"tiles": 4}, ["detector.tiling.tiles", "unknown key"]),
+        ({"threads": 0}, ["detector.tiling.threads", "greater than or equal to 1"]),
     ],
 )
 def test_bad_tiling_is_refused_with_its_key(tmp_path: Path, tiling: dict, expected: list[str]) -> None:

@@ -31,6 +31,7 @@ class RtspServer:
     per_client: bool = False  # a pipeline per client: clients never race on one shared media's preparation
     path: str = "/live"  # the mount point
     image: Path | None = None  # a still picture to show instead of the moving ball
+    file: Path | None = None  # a real MP4 (H.264) to serve instead of the test pattern
     process: subprocess.Popen | None = None
     starts: list[float] = field(default_factory=list)
 
@@ -44,6 +45,7 @@ class RtspServer:
         args = ["--port", str(self.port), "--fps", str(self.fps), "--size", self.size, "--bframes", str(self.bframes)]
         args += ["--per-client"] if self.per_client else []
         args += ["--path", self.path, *(["--image", str(self.image)] if self.image else [])]
+        args += ["--file", str(self.file)] if self.file else []
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
                 [SYSTEM_PYTHON, str(SERVER_SCRIPT), *args],
@@ -104,7 +106,9 @@ def rtsp_factory(tmp_path: Path) -> Iterator[Callable[..., RtspServer]]:
         image: Path | None = None,
     ) -> RtspServer:
         log_path = tmp_path / f"rtsp-{len(made)}.log"
-        server = RtspServer(free_port(), log_path, fps, size, bframes, per_client, path, image)
+        server = RtspServer(
+            free_port(), log_path, fps=fps, size=size, bframes=bframes, per_client=per_client, path=path, image=image
+        )
         made.append(server)
         return server
 

@@ -106,6 +106,17 @@ def test_a_truncated_file_says_how_much_of_it_was_decoded(tmp_path: Path, caplog
     assert complete.incomplete == "" and truncation(whole) == ""
 
 
+def test_keyframes_only_tells_a_whole_file_from_a_cut_one(tmp_path: Path) -> None:
+    """The frames after a file's last keyframe are never decoded, yet they are there: the file is whole."""
+    clip = make_clip(tmp_path / "gop15.mp4", seconds=4, rate=15)  # its last keyframe 1 s before its end
+    whole = VideoSource("cam", str(clip), sample_fps=1, keyframes_only=True)
+    assert list(whole.frames()) and whole.last_media_s == 3.0
+    assert whole.incomplete == ""
+    _, cut = cut_upload(tmp_path, 0.4)
+    sparse = VideoSource("cam", str(cut), sample_fps=1, keyframes_only=True)
+    assert list(sparse.frames()) and sparse.incomplete.startswith("truncated: decoded ")
+
+
 def test_a_file_stopped_early_is_not_called_truncated(tmp_path: Path) -> None:
     whole, _ = cut_upload(tmp_path, 1.0)
     video = VideoSource("cam", str(whole), sample_fps=2)

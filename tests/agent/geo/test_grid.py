@@ -161,6 +161,16 @@ def test_bad_grid_file_is_refused_naming_file_and_feature(tmp_path: Path, conten
         assert text in message
 
 
+def test_a_long_missing_path_is_named_with_its_file_name(tmp_path: Path) -> None:
+    """A box's paths can be long; the error keeps the file name (the end) and stays one readable line."""
+    missing = tmp_path / ("district-" * 30) / "grid-2026.geojson"
+    with pytest.raises(ConfigError) as error:
+        load_config(_config(tmp_path, {"file": str(missing)}))
+    message = str(error.value)
+    assert "grid.file" in message and "grid-2026.geojson" in message and "characters)" in message
+    assert len(message) < 800
+
+
 @pytest.mark.parametrize(
     "grid, expected",
     [
@@ -209,3 +219,11 @@ def test_grid_benchmark_completes() -> None:
     )
     assert run.returncode == 0, run.stderr
     assert "500 cells" in run.stdout and "answers agree" in run.stdout
+
+
+def test_the_outlines_near_a_position_are_the_cells_around_it_for_the_pages_map(example: GridIndex) -> None:
+    near = dict(example.outlines_near(30.27415, 120.15515, 0.0005))
+    assert "EX-0101" in near and "EX-0103" not in near  # ~250 m east is outside 0.0005 degrees
+    ring = near["EX-0101"]
+    assert ring[0] == ring[-1] and len(ring) >= 4 and ring[0] == (120.154, 30.2735)  # (lon, lat), closed
+    assert example.outlines_near(39.9042, 116.4074, 0.01) == []

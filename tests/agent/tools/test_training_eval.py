@@ -74,6 +74,27 @@ def test_roboflow_export_is_pooled_and_split_by_clip_with_negatives_in_training(
     assert len(added) == 3 and not any((root / "train" / "labels" / (Path(n).stem + ".txt")).exists() for n in added)
 
 
+def test_balance_lists_the_images_of_a_rare_class_twice(tmp_path: Path) -> None:
+    dataset = need_shared("datasets/garbage-street-cn/train")
+    summary = split_by_source(dataset, CLASSES, tmp_path / "split", balance=("garbage",))
+    root = summary.data_yaml.parent
+    assert yaml.safe_load(summary.data_yaml.read_text())["train"] == "train.txt"
+    listed = (root / "train.txt").read_text().split()
+    images = sorted((root / "train" / "images").iterdir())
+    holds_garbage = {p.name for p in images if "0" in {line.split()[0] for line in _label_lines(root, p)}}
+    counts = {name: sum(Path(x).name == name for x in listed) for name in {p.name for p in images}}
+    assert holds_garbage and len(holds_garbage) < len(images)
+    assert all(counts[name] == (2 if name in holds_garbage else 1) for name in counts)
+    assert all(Path(x).is_absolute() and Path(x).exists() for x in listed)
+    with pytest.raises(ValueError, match="--balance: litter not in the classes"):
+        split_by_source(dataset, CLASSES, tmp_path / "again", balance=("litter",))
+
+
+def _label_lines(root: Path, image: Path) -> list[str]:
+    label = root / "train" / "labels" / (image.stem + ".txt")
+    return [line for line in label.read_text().splitlines() if line.strip()] if label.exists() else []
+
+
 def test_train_names_a_dataset_without_images(tmp_path: Path) -> None:
     result = subprocess.run(
         [*agent_cmd(), "train", "--data", str(tmp_path), "--classes", "a", "--out", str(tmp_path / "runs")],

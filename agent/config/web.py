@@ -1,0 +1,70 @@
+"""The `web:` section: the box's own page (live view, zones, recent cases), off unless enabled."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from agent.config.sources import _Strict
+from webauth.passwords import check_hash_format
+
+
+class TlsConfig(_Strict):
+    """The page's certificate and its private key (PEM files)."""
+
+    cert_file: Path = Field(description="PEM certificate (chain) the page presents")
+    key_file: Path = Field(description="PEM private key of that certificate")
+
+    @field_validator("cert_file", "key_file")
+    @classmethod
+    def _exists(cls, value: Path) -> Path:
+        if not value.is_file():
+            raise ValueError("file not found; give the path of an existing PEM file")
+        return value
+
+
+class WebConfig(_Strict):
+    """Where the page listens and who may log in; sessions end when the agent restarts."""
+
+    enabled: bool = False
+    bind: str = Field(default="127.0.0.1", description="127.0.0.1 keeps the page on the box; any other needs tls")
+    port: int = Field(default=8443, ge=1, le=65535, description="TCP port of the page")
+    user: str = Field(default="", max_length=64, description="the one login name")
+    password_hash: str = Field(default="", description="from `edge-agent web-password`; never the password itself")
+    tls: TlsConfig | None = Field(default=None, description="certificate and key; required off this box")
+    language: Literal["zh-CN", "en"] = Field(default="zh-CN", description="the page's default language")
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="how long a login lasts")
+
+    @field_validator("bind")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("not an IP address; give 127.0.0.1 (this box) or one interface's address") from None
+        return value
+
+    @field_validator("password_hash")
+    @classmethod
+    def _a_hash(cls, value: str) -> str:
+        if value:
+            check_hash_format(value)
+        return value
+
+    @model_validator(mode="after")
+    def _usable(self) -> WebConfig:
+        if not self.enabled:
+            return self
+        if not self.user or not self.password_hash:
+            raise ValueError(
+                "web.enabled needs web.user and web.password_hash; make the hash with `edge-agent web-password`"
+            )
+        if self.tls is None and not ipaddress.ip_address(self.bind).is_loopback:
+            raise ValueError(
+                f"web.bind {self.bind} opens the page to the network: give web.tls (cert_file, key_file) too, "
+                "or bind 127.0.0.1"
+            )
+        return self
