@@ -91,10 +91,7 @@ def run_agent(
                 web.stop()
             observers.stop()
             supervisor.stop_all()
-            if uploader:
-                uploader.stop(config.uploader.drain_timeout_s)
-            counts = outbox.counts()
-            outbox.close()
+            counts = _drain_and_close(config, uploader, outbox)
         finally:
             restore()  # only now: a second SIGTERM during the drain must not kill the agent before its summary
     order = {s.id: i for i, s in enumerate(reloader.config.sources)}
@@ -102,6 +99,15 @@ def run_agent(
     return RunResult(
         summaries, counts, str(outbox_dir), uploader.published if uploader else 0, time.monotonic() - started
     )
+
+
+def _drain_and_close(config: AgentConfig, uploader: MqttUploader | None, outbox: Outbox) -> dict[str, int]:
+    """The end of a run: the uploader gets its drain time, then the outbox's counts for the summary."""
+    if uploader:
+        uploader.stop(config.uploader.drain_timeout_s)
+    counts = outbox.counts()
+    outbox.close()
+    return counts
 
 
 def run_batch(
@@ -125,10 +131,7 @@ def run_batch(
         stop.set()
         try:
             pool.close()
-            if uploader:
-                uploader.stop(config.uploader.drain_timeout_s)
-            counts = outbox.counts()
-            outbox.close()
+            counts = _drain_and_close(config, uploader, outbox)
         finally:
             restore()
     published = uploader.published if uploader else 0

@@ -9,6 +9,15 @@ from pydantic import Field, field_validator
 from agent.config.sources import _Strict
 
 
+def bind_address(value: str) -> str:
+    """An address to listen on, as the metrics and the page take it: an IP address, not a host name."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError("not an IP address; give 127.0.0.1 (this box) or one interface's address") from None
+    return value
+
+
 class MetricsConfig(_Strict):
     """`/metrics`, `/healthz` and `/readyz` on one port; left out, no port is opened."""
 
@@ -21,8 +30,4 @@ class MetricsConfig(_Strict):
     @field_validator("bind")
     @classmethod
     def _an_address(cls, value: str) -> str:
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            raise ValueError("not an IP address; give 127.0.0.1 (this box) or one interface's address") from None
-        return value
+        return bind_address(value)

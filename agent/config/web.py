@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from agent.config.observe import bind_address
 from agent.config.sources import _Strict
 from webauth.passwords import check_hash_format
 
@@ -41,11 +42,7 @@ class WebConfig(_Strict):
     @field_validator("bind")
     @classmethod
     def _an_address(cls, value: str) -> str:
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            raise ValueError("not an IP address; give 127.0.0.1 (this box) or one interface's address") from None
-        return value
+        return bind_address(value)
 
     @field_validator("password_hash")
     @classmethod
