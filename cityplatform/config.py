@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, FilePath
 
+from cityplatform.review.settings import ReviewPageConfig
 from protocol.broker import MqttConfig
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -95,6 +96,7 @@ class ReceiverConfig(BaseModel):
         default=None, description="the shared PostgreSQL + PostGIS store of several receivers (else SQLite)"
     )
     platform: PlatformConfig = Field(default_factory=PlatformConfig)
+    review: ReviewPageConfig | None = Field(default=None, description="the inspectors' review page (postgres only)")
     share_group: str | None = Field(
         default="edge-platform", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="MQTT 5 shared subscription group"
     )

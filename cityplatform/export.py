@@ -16,21 +16,28 @@ from protocol.files import write_atomic
 MANUAL = "manual-dispatch"  # the file of the cases no grid cell could be given to
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso_utc(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
 
 
 def platform_cases(run, street: str | None = None) -> list[dict]:
     """Every platform case (of one street office) with its reports and their stored evidence."""
     where, params = ("WHERE p.street = ?", (street,)) if street is not None else ("", ())
-    cases = run(
-        "SELECT p.id, p.type, p.status, p.opened_at, p.due_at, p.dispatch, p.dispatch_reason, p.grid_code, "
-        "p.grid_name, p.street, p.district, p.code_standard, p.code, p.code_name, ST_Y(p.position::geometry), "
-        "ST_X(p.position::geometry), p.uncertainty_m, p.verification, p.verified_at, p.verified_agent, p.verified_by, "
-        f"p.verified_revision FROM platform_cases p {where} ORDER BY p.id",
-        params,
-    ).fetchall()
-    return [_case(run, row) for row in cases]
+    return [_case(run, row) for row in run(f"{_SELECT} {where} ORDER BY p.id", params).fetchall()]
+
+
+def platform_case(run, platform_case_id: int) -> dict | None:
+    """One platform case as the export writes it (the review page shows it); None when there is none."""
+    row = run(f"{_SELECT} WHERE p.id = ?", (platform_case_id,)).fetchone()
+    return _case(run, row) if row else None
+
+
+_SELECT = (
+    "SELECT p.id, p.type, p.status, p.opened_at, p.due_at, p.dispatch, p.dispatch_reason, p.grid_code, "
+    "p.grid_name, p.street, p.district, p.code_standard, p.code, p.code_name, ST_Y(p.position::geometry), "
+    "ST_X(p.position::geometry), p.uncertainty_m, p.verification, p.verified_at, p.verified_agent, p.verified_by, "
+    "p.verified_revision FROM platform_cases p"
+)
 
 
 def _case(run, row: tuple) -> dict:
@@ -45,8 +52,8 @@ def _case(run, row: tuple) -> dict:
         "id": pid,
         "type": case_type,
         "status": status,
-        "opened_at": _iso(opened),
-        "due_at": _iso(due),
+        "opened_at": iso_utc(opened),
+        "due_at": iso_utc(due),
         "dispatch": dispatch,
         "dispatch_reason": reason,
         "grid": {"code": grid, "name": grid_name, "street": street, "district": district} if grid else None,
@@ -66,7 +73,7 @@ def _verification(run, state: str, at: datetime, agent_id: str, by: str, revisio
     ).fetchall()
     return {
         "state": state,
-        "at": _iso(at),
+        "at": iso_utc(at),
         "agent_id": agent_id,
         "by": by,
         "revision": revision,
@@ -87,8 +94,8 @@ def _report(run, case_id: str, agent_id: str, revision: int, kind: str, first: d
         "case_id": case_id,
         "revision": revision,
         "source_kind": kind,
-        "first_seen": _iso(first),
-        "last_seen": _iso(last),
+        "first_seen": iso_utc(first),
+        "last_seen": iso_utc(last),
         "evidence": [
             {"name": name, "sha256": sha, "bytes": size, "path": f"cases/{agent_id}/{case_id}/r{rev}/{name}"}
             for rev, name, sha, size in files
@@ -109,7 +116,7 @@ def export_by_street(run, out_dir: Path, street: str | None = None) -> list[Path
     for case in platform_cases(run, street):
         groups.setdefault(case["grid"]["street"] or "" if case["dispatch"] == "grid" else None, []).append(case)
     written = []
-    exported_at = _iso(datetime.now(UTC))
+    exported_at = iso_utc(datetime.now(UTC))
     for name, cases in sorted(groups.items(), key=lambda item: item[0] or ""):
         target = out_dir / (file_name(name) if name is not None else f"{MANUAL}.json")
         if not target.resolve().is_relative_to(out_dir.resolve()):

@@ -1,11 +1,13 @@
-"""An inspector's review of a platform case: confirm, reject with a reason, or correct the type. Every
-decision is kept (table `reviews`, migration 004); the latest one of a case is the one that counts."""
+"""An inspector's review of a platform case: confirm, reject with a reason, or correct the type, from the
+review page or `edge-agent platform-review`. Every decision is kept (table `reviews`, migration 004);
+the latest one of a case is the one that counts."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 
+from cityplatform.store import Store
 from protocol import CASE_SCHEMA
 
 DECISIONS = ("confirm", "reject", "correct")
@@ -41,6 +43,13 @@ class Review:
         if not 0 < len(self.reviewer) <= 100:
             return "--reviewer: give the inspector's name or id (at most 100 characters)"
         return ""
+
+
+def review_case(store: Store, review: Review) -> int:
+    """Record `review` in its own transaction, serialised per case: what the review page and
+    `edge-agent platform-review` both call. Its id; ValueError naming what to fix."""
+    with store.transaction(f"review:{review.platform_case_id}") as tx:
+        return record_review(tx.run, review)
 
 
 def record_review(run, review: Review) -> int:

@@ -1,6 +1,6 @@
-"""`edge-agent platform-export`, `platform-review`, `platform-training-set` and `platform-loadtest`: the
-platform team's commands over a receiver YAML with a postgres section (registered like `bench`; psycopg
-is imported only when they run)."""
+"""`edge-agent platform-export`, `platform-review`, `platform-review-page`, `platform-training-set` and
+`platform-loadtest`: the platform team's commands over a receiver YAML with a postgres section
+(registered like `bench`; psycopg is imported only when they run)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def add_platform_parsers(sub: argparse._SubParsersAction) -> None:
     review = sub.add_parser(
         "platform-review",
         help="record an inspector's review of a platform case: confirm, reject with a reason, or correct the type",
-        description="Until the review page is built: one decision per call; the latest decision of a case counts. "
+        description="One decision per call (the review page, platform-review-page, writes the same rows); "
+        "the latest decision of a case counts. "
         "Reasons: not_a_problem (a hard negative for training), duplicate, wrong_type, outside_rules.",
     )
     review.add_argument("-c", "--config", type=Path, required=True, help="receiver YAML with a postgres section")
@@ -37,6 +38,15 @@ def add_platform_parsers(sub: argparse._SubParsersAction) -> None:
     decision.add_argument("--correct", metavar="TYPE", help="a real problem of this other type")
     review.add_argument("--reviewer", required=True, help="the inspector's name or id, kept with the decision")
     review.set_defaults(func=_cmd_review)
+
+    page = sub.add_parser(
+        "platform-review-page",
+        help="serve the inspectors' review page (the receiver YAML's review section) until Ctrl-C",
+        description="A queue of new platform cases on a map of the grid, with their reports and evidence; "
+        "confirm, reject with a reason or correct the type (keyboard: j/k, c, r, t), as platform-review does.",
+    )
+    page.add_argument("-c", "--config", type=Path, required=True, help="receiver YAML with postgres and review")
+    page.set_defaults(func=_cmd_review_page)
 
     dataset = sub.add_parser(
         "platform-training-set",
@@ -88,19 +98,34 @@ def _store(config):
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
-    from cityplatform.reviews import Review, record_review
+    from cityplatform.reviews import Review, review_case
 
     decision = "confirm" if args.confirm else "reject" if args.reject else "correct"
     review = Review(args.case, decision, args.reject, args.correct, args.reviewer)
     store = _store(_postgres_config(args.config))
     try:
-        with store.transaction(f"review:{args.case}") as tx:
-            review_id = record_review(tx.run, review)
+        review_id = review_case(store, review)
     except ValueError as exc:
         raise ConfigError(f"platform-review: {exc}") from None
     finally:
         store.close()
     print(f"review {review_id}: platform case {args.case} {decision} {args.reject or args.correct or ''}".rstrip())
+    return 0
+
+
+def _cmd_review_page(args: argparse.Namespace) -> int:
+    config = _postgres_config(args.config)
+    if config.review is None:
+        raise ConfigError(f"{args.config}: no review section (user, password_hash, ...): see docs/platform.md")
+    try:
+        from cityplatform.review.server import ReviewServer
+    except ImportError as exc:
+        raise ConfigError(f"the review page needs {exc.name}: pip install 'edge-agent[web,platform]'") from None
+    try:
+        server = ReviewServer(config)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    server.serve_forever()
     return 0
 
 

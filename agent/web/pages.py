@@ -1,5 +1,5 @@
 """The page's HTML: the static files with the session's CSRF token and the language filled in, and the
-login form (drawn here in both languages: it must work before any script or session)."""
+login form of webauth.page under the box's title."""
 
 from __future__ import annotations
 
@@ -7,40 +7,13 @@ import html
 from functools import cache
 from importlib import resources
 
-from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-LANGUAGES = ("zh-CN", "en")
-LOGIN_TEXT = {
-    "zh-CN": {
-        "title": "登录 · 边缘盒子",
-        "user": "用户名",
-        "password": "密码",
-        "submit": "登录",
-        "wrong": "用户名或密码错误",
-        "rate": "尝试次数过多，请稍后再试",
-        "csrf": "登录表单已过期，请重新登录",
-        "other": "English",
-    },
-    "en": {
-        "title": "Log in · edge box",
-        "user": "User",
-        "password": "Password",
-        "submit": "Log in",
-        "wrong": "Wrong user or password",
-        "rate": "Too many tries; wait a few minutes",
-        "csrf": "The login form has expired; log in again",
-        "other": "中文",
-    },
-}
+from webauth.page import LANGUAGES, SECURITY_HEADERS, language, login_form
 
+__all__ = ["LANGUAGES", "SECURITY_HEADERS", "language", "login_page", "page", "static_text"]
 
-def language(request: Request, default: str) -> str:
-    """`?lang=` first, then the `lang` cookie the page's switch sets, then the configured default."""
-    for choice in (request.query_params.get("lang"), request.cookies.get("lang")):
-        if choice in LANGUAGES:
-            return choice
-    return default
+LOGIN_TITLES = {"zh-CN": "登录 · 边缘盒子", "en": "Log in · edge box"}
 
 
 @cache
@@ -54,32 +27,4 @@ def page(name: str, lang: str, csrf: str) -> HTMLResponse:
 
 
 def login_page(lang: str, token: str, error: str | None, status: int, next_path: str) -> HTMLResponse:
-    text = LOGIN_TEXT[lang]
-    other = "en" if lang == "zh-CN" else "zh-CN"
-    message = f'<p class="error" id="error">{html.escape(text[error])}</p>' if error else ""
-    body = f"""<!doctype html>
-<html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>{text["title"]}</title>
-<style>body{{font-family:sans-serif;background:#f4f5f7;display:flex;justify-content:center;margin-top:12vh}}
-form{{background:#fff;padding:2em;border-radius:8px;box-shadow:0 1px 4px #0003;min-width:18em}}
-label{{display:block;margin:.6em 0}}input{{width:100%;padding:.4em;box-sizing:border-box}}
-.error{{color:#b00}}a{{float:right;font-size:.9em}}</style></head>
-<body><form method="post" action="/login" id="login">
-<a href="/login?lang={other}">{text["other"]}</a><h1>{text["title"]}</h1>{message}
-<input type="hidden" name="csrf" value="{html.escape(token)}">
-<input type="hidden" name="next" value="{html.escape(next_path)}">
-<label>{text["user"]}<input name="user" id="user" autocomplete="username" required></label>
-<label>{text["password"]}<input name="password" id="password" type="password" autocomplete="current-password"
-required></label><button type="submit" id="submit">{text["submit"]}</button></form></body></html>"""
-    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
-
-
-# no framing by other sites, no sniffing, scripts and images only from the box itself
-SECURITY_HEADERS = {
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; media-src 'self'; style-src 'self' "
-    "'unsafe-inline'; frame-ancestors 'none'",
-    "Cache-Control": "no-store",
-}
+    return login_form(LOGIN_TITLES[lang], lang, token, error, status, next_path)

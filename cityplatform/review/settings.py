@@ -1,0 +1,63 @@
+"""The `review:` section of the receiver's YAML: where the review page listens and who may log in."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from webauth.passwords import check_hash_format
+
+
+class ReviewTls(BaseModel):
+    """The page's certificate and its private key (PEM files)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    cert_file: Path = Field(description="PEM certificate (chain) the page presents")
+    key_file: Path = Field(description="PEM private key of that certificate")
+
+    @field_validator("cert_file", "key_file")
+    @classmethod
+    def _exists(cls, value: Path) -> Path:
+        if not value.is_file():
+            raise ValueError("file not found; give the path of an existing PEM file")
+        return value
+
+
+class ReviewPageConfig(BaseModel):
+    """The review page of `edge-agent platform-review-page`; sessions end when the page restarts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    bind: str = Field(default="127.0.0.1", description="127.0.0.1 keeps the page on this host; any other needs tls")
+    port: int = Field(default=8444, ge=1, le=65535, description="TCP port of the page")
+    user: str = Field(min_length=1, max_length=64, description="the inspectors' login name")
+    password_hash: str = Field(description="from `edge-agent web-password`; never the password itself")
+    tls: ReviewTls | None = Field(default=None, description="certificate and key; required off localhost")
+    language: Literal["zh-CN", "en"] = Field(default="zh-CN", description="the page's default language")
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="how long a login lasts")
+    queue_limit: int = Field(default=200, ge=1, le=5000, description="at most this many new cases in the queue")
+
+    @field_validator("bind")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(f"{value!r:.60} is not an IP address; give one such as 127.0.0.1 or 0.0.0.0") from None
+
+    @field_validator("password_hash")
+    @classmethod
+    def _a_hash(cls, value: str) -> str:
+        check_hash_format(value)
+        return value
+
+    @model_validator(mode="after")
+    def _tls_off_localhost(self) -> ReviewPageConfig:
+        if self.tls is None and not ipaddress.ip_address(self.bind).is_loopback:
+            raise ValueError(
+                f"review.bind {self.bind} opens the page to the network: give review.tls (cert_file, key_file) "
+                "too, or bind 127.0.0.1"
+            )
+        return self

@@ -1,0 +1,111 @@
+"""The inspectors' review page in a real headless Chromium over a real PostgreSQL + PostGIS: the login
+gate, the queue of new cases newest first on the grid map with their evidence, a case confirmed and
+others rejected and corrected with the keyboard (each a `reviews` row, as `platform-review` writes),
+and a change without the CSRF token refused. The tests run in order on one page and one browser."""
+
+from __future__ import annotations
+
+import json
+
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.cityplatform.review.conftest import USER, Page, log_in
+
+PAGES = ["/", "/static/review.js", "/static/review.html"]
+
+
+def apis(page: Page) -> list[str]:
+    return ["/api/session", "/api/queue", "/api/grid", f"/api/cases/{page.cases[0]}", "/api/evidence/car-1/x/r1/a.jpg"]
+
+
+def test_without_a_login_every_page_redirects_and_every_api_answers_401(page: Page) -> None:
+    for path in PAGES:
+        status, headers, _ = page.request("GET", path)
+        assert (status, headers.get("location")) == (303, f"/login?next={path}"), path
+    for path in apis(page):
+        status, _, body = page.request("GET", path)
+        assert status == 401 and "log in" in json.loads(body)["error"], path
+    body = json.dumps({"decision": "confirm"}).encode()
+    assert page.request("POST", f"/api/cases/{page.cases[0]}/review", body)[0] == 401
+    assert page.reviews() == []
+    assert page.request("GET", "/healthz")[0] == 200
+
+
+def test_log_in_and_see_the_queue_newest_first_on_the_grid_map(page: Page, browser) -> None:
+    log_in(browser, page)
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+    rows = [row.get_attribute("data-id") for row in browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr")]
+    assert rows == [str(case) for case in reversed(page.cases)]
+    newest = page.cases[-1]
+    assert browser.find_element(By.ID, "detail").get_attribute("data-case") == str(newest)
+    detail = browser.find_element(By.ID, "detail").text
+    assert "cam-3" in detail and "EX-0" in detail and "暴露垃圾" in detail  # agent, grid cell, type
+    WebDriverWait(browser, 20).until(
+        lambda d: d.execute_script("return document.querySelector('#detail img.evidence').naturalWidth") == 160
+    )
+    clip = "return document.querySelector('#detail video.clip').readyState"
+    WebDriverWait(browser, 20).until(lambda d: d.execute_script(clip) >= 1)  # the stored clip's metadata loaded
+    canvas = browser.find_element(By.ID, "map")
+    assert canvas.get_attribute("data-cases") == "3"
+    red = "return Array.from(document.getElementById('map').getContext('2d').getImageData(0, 0, 420, 320).data)"
+    red += ".filter((v, i, a) => i % 4 == 0 && v > 200 && a[i + 1] < 80 && a[i + 2] < 80).length"
+    assert browser.execute_script(red) > 30  # the selected case's dot drawn over the grid's cells
+    keys = browser.find_element(By.ID, "keys").text
+    assert all(key in keys for key in ("j", "k", "c", "r", "t"))
+
+
+def selected(browser, case: int) -> None:
+    WebDriverWait(browser, 20).until(
+        lambda d: d.find_element(By.ID, "detail").get_attribute("data-case") == str(case), f"case {case} not shown"
+    )
+
+
+def gone(browser, case: int) -> None:
+    WebDriverWait(browser, 20).until(lambda d: not d.find_elements(By.ID, f"case-{case}"), f"case {case} still queued")
+
+
+def test_confirm_one_with_the_keyboard_and_see_its_reviews_row(page: Page, browser) -> None:
+    _newest, middle, oldest = reversed(page.cases)
+    ActionChains(browser).send_keys("j").perform()
+    selected(browser, middle)
+    ActionChains(browser).send_keys("c").perform()
+    gone(browser, middle)
+    assert page.reviews() == [(middle, "confirm", None, None, USER)]
+    assert str(middle) in browser.find_element(By.ID, "message").text
+    selected(browser, oldest)  # the next one down the queue
+
+
+def test_a_review_without_the_csrf_token_is_refused(page: Page, browser) -> None:
+    cookie = browser.get_cookie("session")
+    assert cookie and cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
+    headers = {"Cookie": f"session={cookie['value']}", "Content-Type": "application/json"}
+    body = json.dumps({"decision": "confirm"}).encode()
+    for sent in (headers, headers | {"X-CSRF-Token": "0" * 64}):
+        status, _, answer = page.request("POST", f"/api/cases/{page.cases[0]}/review", body, sent)
+        assert status == 403 and "CSRF" in json.loads(answer)["error"]
+    assert len(page.reviews()) == 1
+
+
+def test_reject_one_with_a_reason_and_correct_the_type_of_another(page: Page, browser) -> None:
+    newest, middle, oldest = reversed(page.cases)
+    ActionChains(browser).send_keys("r").perform()  # reasons: 1 not_a_problem, 2 duplicate, ...
+    choices = [item.get_attribute("data-choice") for item in browser.find_elements(By.CSS_SELECTOR, "#choices li")]
+    assert choices == ["not_a_problem", "duplicate", "wrong_type", "outside_rules"]
+    ActionChains(browser).send_keys("2").perform()
+    gone(browser, oldest)
+    selected(browser, newest)
+    ActionChains(browser).send_keys("t").perform()  # the other types: street_vending, overflowing_bin, ...
+    choices = [item.get_attribute("data-choice") for item in browser.find_elements(By.CSS_SELECTOR, "#choices li")]
+    ActionChains(browser).send_keys(str(choices.index("overflowing_bin") + 1)).perform()
+    gone(browser, newest)
+    assert page.reviews() == [
+        (middle, "confirm", None, None, USER),
+        (oldest, "reject", "duplicate", None, USER),
+        (newest, "correct", None, "overflowing_bin", USER),
+    ]
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "empty").is_displayed())
+    cookie = {"Cookie": f"session={browser.get_cookie('session')['value']}"}
+    status, _, body = page.request("GET", "/api/queue", headers=cookie)
+    assert status == 200 and json.loads(body) == []
