@@ -11,6 +11,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from cityplatform.reviews import latest_reviews
 from tests.cityplatform.review.conftest import USER, Page, log_in
 
 PAGES = ["/", "/static/review.js", "/static/review.html"]
@@ -31,6 +32,9 @@ def test_without_a_login_every_page_redirects_and_every_api_answers_401(page: Pa
     assert page.request("POST", f"/api/cases/{page.cases[0]}/review", body)[0] == 401
     assert page.reviews() == []
     assert page.request("GET", "/healthz")[0] == 200
+    status, _, body = page.request("GET", "/login?lang=en")  # zh-CN by default, English on request
+    assert status == 200 and "Log in · case review" in body.decode()
+    assert "登录 · 案件审核" in page.request("GET", "/login")[2].decode()
 
 
 def test_log_in_and_see_the_queue_newest_first_on_the_grid_map(page: Page, browser) -> None:
@@ -105,6 +109,13 @@ def test_reject_one_with_a_reason_and_correct_the_type_of_another(page: Page, br
         (oldest, "reject", "duplicate", None, USER),
         (newest, "correct", None, "overflowing_bin", USER),
     ]
+    with page.server.store.direct() as tx:  # what `edge-agent platform-training-set` reads
+        latest = {row[0]: row[2:] for row in latest_reviews(tx.run)}
+    assert latest == {
+        middle: ("confirm", None, None),
+        oldest: ("reject", "duplicate", None),
+        newest: ("correct", None, "overflowing_bin"),
+    }
     WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "empty").is_displayed())
     cookie = {"Cookie": f"session={browser.get_cookie('session')['value']}"}
     status, _, body = page.request("GET", "/api/queue", headers=cookie)
