@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Awaitable, Callable
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -31,10 +33,10 @@ MAX_REVIEW_BODY = 4096
 def build_app(
     auth: Auth, store: Store, store_dir: Path, default_language: str, queue_limit: int, secure: bool
 ) -> Starlette:
-    def read(query, *args):
+    def read(query: Callable[..., Any], *args: Any) -> Awaitable[Any]:
         """Run one read in a worker thread (the store's connection serves one thread at a time)."""
 
-        def run():
+        def run() -> Any:
             with store.direct() as tx:
                 return query(tx.run, *args)
 

@@ -1,11 +1,12 @@
 """Serves the review page with uvicorn on a socket bound here (a taken port is a clear error at start-up,
-not a dying thread), over the receiver's PostgreSQL store: `serve_forever` for the command, `start` and
-`stop` (a daemon thread) for a caller that does more."""
+not a dying thread), over the receiver's PostgreSQL store, in a daemon thread: `start` and `stop`, or
+`serve_forever` for the command."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import threading
 
@@ -61,24 +62,25 @@ class ReviewServer:
         log.info("review: the review page on %s (user %s)", self.url, self.settings.user)
 
     def serve_forever(self) -> None:
-        """Until Ctrl-C or SIGTERM (uvicorn's handlers), then close the store."""
-        log.info("review: the review page on %s (user %s)", self.url, self.settings.user)
-        try:
-            self._serve()
-        finally:
-            self._close()
+        """Until Ctrl-C or SIGTERM, then stop serving and close the store (uvicorn in the main thread
+        would raise the signal again after its shutdown, and the command would end killed, not done)."""
+        stopping = threading.Event()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, lambda *_: stopping.set())
+        self.start()
+        while self._thread.is_alive() and not stopping.wait(1.0):
+            pass
+        log.info("review: the review page stops")
+        self.stop()
 
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=5)
-        self._close()
+        self._socket.close()
+        self.store.close()
 
     def _serve(self) -> None:
         asyncio.run(self._server.serve(sockets=[self._socket]))
-
-    def _close(self) -> None:
-        self._socket.close()
-        self.store.close()
 
 
 def _bound(bind: str, port: int) -> socket.socket:

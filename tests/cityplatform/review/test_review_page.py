@@ -92,6 +92,30 @@ def test_a_review_without_the_csrf_token_is_refused(page: Page, browser) -> None
     assert len(page.reviews()) == 1
 
 
+def test_bad_input_is_refused_with_the_fix_and_loses_nothing(page: Page, browser) -> None:
+    token = browser.execute_script("return document.querySelector('meta[name=csrf]').content")
+    headers = {"Cookie": f"session={browser.get_cookie('session')['value']}", "X-CSRF-Token": token}
+    oldest = page.cases[0]
+    for path, body, words in (
+        (f"/api/cases/{oldest}/review", {"decision": "reject", "reason": "ugly"}, "reason 'ugly': give one of"),
+        (f"/api/cases/{oldest}/review", {"decision": "correct", "type": "garbage_pile"}, "confirm it instead"),
+        ("/api/cases/999999/review", {"decision": "confirm"}, "platform case 999999 does not exist"),
+        (f"/api/cases/{oldest}/review", ["confirm"], 'send JSON {"decision"'),
+    ):
+        status, _, answer = page.request("POST", path, json.dumps(body).encode(), headers)
+        assert status == 400 and words in json.loads(answer)["error"], (body, answer)
+    assert len(page.reviews()) == 1
+    status, _, answer = page.request("GET", f"/api/cases/{oldest}", headers=headers)
+    url = json.loads(answer)["reports"][0]["evidence"][0]["url"]
+    status, response_headers, _ = page.request("GET", url, headers=headers)
+    assert status == 200 and response_headers["content-type"] == "image/jpeg"
+    agent_id, case_id = url.split("/")[3:5]
+    for forged in (f"/api/evidence/{agent_id}/{case_id}/r1/..%2F..%2F..%2Freceiver.yaml",
+                   f"/api/evidence/..%2F{agent_id}/{case_id}/r1/snapshot.jpg",
+                   f"/api/evidence/{agent_id}/{case_id}/r2/snapshot.jpg"):  # fmt: skip
+        assert page.request("GET", forged, headers=headers)[0] == 404, forged
+
+
 def test_reject_one_with_a_reason_and_correct_the_type_of_another(page: Page, browser) -> None:
     newest, middle, oldest = reversed(page.cases)
     ActionChains(browser).send_keys("r").perform()  # reasons: 1 not_a_problem, 2 duplicate, ...
