@@ -48,11 +48,14 @@ function el(tag, attrs = {}, ...children) {
 
 function when(iso) { return iso ? new Date(iso).toLocaleString(LANG) : "-"; }
 
-async function loadQueue() {
+async function loadQueue(periodic = false) {
+  const before = state.queue[state.current] && state.queue[state.current].id;
   state.queue = await (await api("/api/queue")).json();
-  state.current = Math.max(0, Math.min(state.current, state.queue.length - 1));
+  const kept = state.queue.findIndex((c) => c.id === before);  // new cases above do not move the selection
+  state.current = kept >= 0 ? kept : Math.max(0, Math.min(state.current, state.queue.length - 1));
   document.getElementById("count").textContent = `${state.queue.length} ${t("waiting")}`;
   document.getElementById("empty").hidden = state.queue.length > 0;
+  if (periodic && kept >= 0) { renderQueue(); drawMap(); return; }  // the case on screen (and its clip) stays
   await select(state.current);
 }
 
@@ -70,6 +73,7 @@ function renderQueue() {
 
 async function select(index) {
   state.current = index;
+  state.detail = null;  // no decision until the selected case is shown
   state.choosing = null;
   document.getElementById("choices").hidden = true;
   renderQueue();
@@ -124,7 +128,8 @@ function drawMap() {
       g.beginPath();
       for (const ring of poly) ring.forEach((p, i) => { const [x, y] = state.project(p); i ? g.lineTo(x, y) : g.moveTo(x, y); });
       g.closePath(); g.fill(); g.stroke();
-      const [x, y] = state.project(poly[0][0]);
+      const corners = poly[0].map(state.project);  // the label in the cell's top left corner
+      const [x, y] = [Math.min(...corners.map((p) => p[0])), Math.min(...corners.map((p) => p[1]))];
       g.fillStyle = "#556"; g.fillText(cell.code, x + 3, y + 12); g.fillStyle = "#eef2f7";
     }
   }
@@ -138,21 +143,22 @@ function drawMap() {
 }
 
 async function decide(body) {
-  const c = state.queue[state.current];
+  const c = state.detail;  // the case on screen, never one the inspector has not seen
   if (!c) return;
+  state.detail = null;  // one decision per case shown
   const message = document.getElementById("message");
   const response = await api(`/api/cases/${c.id}/review`, { method: "POST",
     headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   const answer = await response.json();
   message.className = response.ok ? "ok" : "bad";
   message.textContent = response.ok ? `${t("done_" + body.decision)} #${c.id}` : answer.error;
-  if (response.ok) await loadQueue();
+  if (response.ok) await loadQueue(); else state.detail = c;
 }
 
 function choose(kind) {
-  if (!state.queue[state.current]) return;
+  if (!state.detail) return;
   const options = kind === "reject" ? state.session.reasons
-    : state.session.case_types.filter((type) => type !== state.queue[state.current].type);
+    : state.session.case_types.filter((type) => type !== state.detail.type);
   state.choosing = { kind, options };
   const list = document.getElementById("choices");
   list.replaceChildren(...options.map((option, i) => {
@@ -219,5 +225,6 @@ async function start() {
   document.getElementById("user").textContent = state.session.user;
   state.grid = await (await api("/api/grid")).json();
   await loadQueue();
+  setInterval(() => { if (!state.choosing) loadQueue(true); }, 60000);  // new cases while the inspector works
 }
 document.addEventListener("DOMContentLoaded", start);
