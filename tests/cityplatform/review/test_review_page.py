@@ -100,11 +100,13 @@ def test_bad_input_is_refused_with_the_fix_and_loses_nothing(page: Page, browser
         (f"/api/cases/{oldest}/review", {"decision": "reject", "reason": "ugly"}, "reason 'ugly': give one of"),
         (f"/api/cases/{oldest}/review", {"decision": "correct", "type": "garbage_pile"}, "confirm it instead"),
         ("/api/cases/999999/review", {"decision": "confirm"}, "platform case 999999 does not exist"),
+        (f"/api/cases/{2**64}/review", {"decision": "confirm"}, f"platform case {2**64} does not exist"),
         (f"/api/cases/{oldest}/review", ["confirm"], 'send JSON {"decision"'),
     ):
         status, _, answer = page.request("POST", path, json.dumps(body).encode(), headers)
         assert status == 400 and words in json.loads(answer)["error"], (body, answer)
     assert len(page.reviews()) == 1
+    assert page.request("GET", f"/api/cases/{2**64}", headers=headers)[0] == 404
     status, _, answer = page.request("GET", f"/api/cases/{oldest}", headers=headers)
     url = json.loads(answer)["reports"][0]["evidence"][0]["url"]
     status, response_headers, _ = page.request("GET", url, headers=headers)
