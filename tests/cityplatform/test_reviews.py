@@ -5,18 +5,16 @@ negatives match those decisions, with the counts that `edge-agent train` reports
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
 from agent.runner import run_agent
-from agent.tools.training import prepared_split
 from cityplatform.config import PostgresConfig
-from cityplatform.receiver import Receiver
 from tests.agent.test_cli import run_cli
 from tests.cityplatform.test_verification import upload
+from tests.cityplatform.training_checks import assert_labels_match, assert_train_accepts, case_of, export
 from tests.cleared_footage import fixed_camera, footage, pile_photos
 from tests.conftest import Broker
 from tests.upload_fixtures import PREFIX, start_receiver
@@ -35,16 +33,6 @@ def receiver_yaml(path: Path, port: int, store: Path, postgres: PostgresConfig) 
     return path
 
 
-def case_of(receiver: Receiver, agent_id: str) -> tuple[int, dict]:
-    """(platform case id, the latest signed record) of the one case of `agent_id`."""
-    with receiver.db.direct() as tx:
-        platform_case, case_id = tx.run(
-            "SELECT platform_case_id, case_id FROM reports WHERE agent_id = ?", (agent_id,)
-        ).fetchone()
-        text = tx.run("SELECT json FROM cases WHERE case_id = ? ORDER BY revision DESC LIMIT 1", (case_id,)).fetchone()
-    return platform_case, json.loads(text[0])
-
-
 def test_reviews_become_a_yolo_dataset_that_train_accepts(
     tmp_path: Path, broker: Broker, postgres: PostgresConfig
 ) -> None:
@@ -57,7 +45,7 @@ def test_reviews_become_a_yolo_dataset_that_train_accepts(
             config = fixed_camera(tmp_path / agent_id, video, START, agent_id=agent_id, at=at)
             assert run_agent(config).summaries[0].cases == 1
             upload(config, broker.port)
-        cases = {agent_id: case_of(receiver, agent_id) for agent_id in CAMERAS}
+        cases = {agent_id: case_of(receiver.db, agent_id) for agent_id in CAMERAS}
     finally:
         receiver.stop()
     assert len({platform_case for platform_case, _ in cases.values()}) == 3
@@ -80,29 +68,12 @@ def test_reviews_become_a_yolo_dataset_that_train_accepts(
     assert missing.returncode == 2 and "platform case 999999 does not exist" in missing.stderr
 
     out = tmp_path / "dataset"
-    done = run_cli("platform-training-set", "-c", str(config), "--out", str(out), "--classes",
-                   "garbage,garbage_bin,overflow", "--class-map", "garbage_pile=garbage,overflowing_bin=overflow",
-                   cwd=tmp_path)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    images = {p.stem.split("_")[0]: p for p in out.glob("*/images/*.jpg")}
-    assert sorted(images) == sorted(CAMERAS)
-    labels = {agent_id: path.parent.parent / "labels" / f"{path.stem}.txt" for agent_id, path in images.items()}
-    assert labels["box-b"].read_text() == ""  # rejected as not a problem: a hard negative
-    for agent_id, class_id in (("box-a", 0), ("box-c", 2)):  # confirmed: garbage; corrected: overflow
-        boxes = cases[agent_id][1]["explanation"]["boxes"]
-        left, top, right, bottom = boxes["crop_px"]
-        lines = [line.split() for line in labels[agent_id].read_text().splitlines()]
-        assert lines and {int(line[0]) for line in lines} == {class_id}
-        x1, y1, x2, y2 = max(boxes["xyxy"], key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
-        cx, cy = ((x1 + x2) / 2 - left) / (right - left), ((y1 + y2) / 2 - top) / (bottom - top)
-        assert any(abs(float(line[1]) - cx) < 0.01 and abs(float(line[2]) - cy) < 0.01 for line in lines)
-    reviewed = json.loads((out / "reviewed.json").read_text())
+    reviewed = export(config, out, tmp_path)
+    records = {agent_id: record for agent_id, (_, record) in cases.items()}
+    # confirmed: garbage; rejected as not a problem: a hard negative; corrected: overflow
+    assert_labels_match(out, records, {"box-a": 0, "box-b": None, "box-c": 2})
     assert reviewed["reviewed_confirm"] == reviewed["reviewed_reject"] == reviewed["reviewed_correct"] == 1
-    assert sum(v for k, v in reviewed.items() if k.endswith(("labelled", "negatives"))) == 3
-
-    split = prepared_split(out / "data.yaml", tmp_path / "run")  # what `edge-agent train --data` does first
-    assert split.train_images + split.val_images == 3 and split.reviewed == reviewed
-    assert json.loads((tmp_path / "run" / "training-data.json").read_text())["reviewed"] == reviewed
+    assert_train_accepts(out, tmp_path / "run", reviewed, 3)
     again = run_cli("platform-training-set", "-c", str(config), "--out", str(out), "--classes", "garbage",
                     cwd=tmp_path)  # fmt: skip
     assert again.returncode == 2 and "is not empty" in again.stderr

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -48,6 +50,7 @@ class Page:
     url: str
     port: int
     cases: list[int]
+    config_file: Path  # receiver.yaml, as `edge-agent platform-training-set -c` reads it
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
         """(status, headers, body) of one request to the page; the test certificate is not checked."""
@@ -73,16 +76,18 @@ def snapshot(colour: tuple[int, int, int]) -> bytes:
 
 def file_case(server: ReviewServer, store_dir: Path, signer: Signer, agent_id: str, north_m: float, east_m: float,
               minutes: int,
-              files: dict[str, bytes]) -> int:  # fmt: skip
-    """Store one agent's case and its evidence files as the receiver does; its platform case id."""
+              files: dict[str, bytes], explanation: dict | None = None) -> int:  # fmt: skip
+    """Store one agent's case and its evidence files as the receiver does; its platform case id.
+    `explanation`: the record's (its `boxes` with a crop.jpg in `files` are what the training export needs)."""
     seen = SEEN + timedelta(minutes=minutes)
     lat, lon = offset(*PILE, north_m, east_m)
     case = make_case(case_id(agent_id, "front", "garbage_pile", seen), 1, seen, agent_id=agent_id,
                      source_id="front", location=Location(lat, lon, 5.0, "ray_cast"), files=files)  # fmt: skip
+    case = replace(case, explanation=explanation or {})
     record = signer.sign(case.to_record())
     store = server.store
     with store.transaction(f"case:{record['id']}") as tx:
-        tx.insert_case(record["id"], 1, agent_id, seen.timestamp(), "{}")
+        tx.insert_case(record["id"], 1, agent_id, seen.timestamp(), json.dumps(record))  # as received
         store.case_stored(tx, record, seen.timestamp())
         for name, data in files.items():
             folder = store_dir / "cases" / agent_id / record["id"] / "r1"
@@ -93,9 +98,12 @@ def file_case(server: ReviewServer, store_dir: Path, signer: Signer, agent_id: s
         return tx.run("SELECT platform_case_id FROM reports WHERE case_id = ?", (record["id"],)).fetchone()[0]
 
 
-@pytest.fixture(scope="module")
-def page(tmp_path_factory: pytest.TempPathFactory, postgres_server: Postgres) -> Iterator[Page]:
-    folder = tmp_path_factory.mktemp("review")
+CaseFiler = Callable[[ReviewServer, Path, Signer], list[int]]
+
+
+@contextmanager
+def serve_page(folder: Path, postgres_server: Postgres, file_cases: CaseFiler) -> Iterator[Page]:
+    """A review page on a fresh database, with the platform cases that `file_cases` stores (oldest first)."""
     cert, key = self_signed(folder)
     document = {
         "mqtt": {"host": "127.0.0.1", "port": free_port()},  # not used by the page
@@ -112,19 +120,29 @@ def page(tmp_path_factory: pytest.TempPathFactory, postgres_server: Postgres) ->
     (folder / "receiver.yaml").write_text(yaml.safe_dump(document, allow_unicode=True))
     config = load_receiver_config(folder / "receiver.yaml")
     server = ReviewServer(config)
-    signer = Signer.load_or_create(folder / "keys")
-    clip = (REPO / "samples" / "street-garbage.mp4").read_bytes()
-    cases = [  # 200 m and more apart, in three grid cells: three platform cases, the newest found last
-        file_case(server, config.store_dir, signer, "car-1", 0, 0, 0, {"snapshot.jpg": snapshot((0, 0, 200))}),
-        file_case(server, config.store_dir, signer, "car-2", 200, 0, 5, {"snapshot.jpg": snapshot((0, 200, 0))}),
-        file_case(server, config.store_dir, signer, "cam-3", 0, 250, 10,
-                  {"snapshot.jpg": snapshot((200, 0, 0)), "clip.mp4": clip}),
-    ]  # fmt: skip
+    cases = file_cases(server, config.store_dir, Signer.load_or_create(folder / "keys"))
     server.start()
     try:
-        yield Page(server, f"https://127.0.0.1:{server.port}", server.port, cases)
+        yield Page(server, f"https://127.0.0.1:{server.port}", server.port, cases, folder / "receiver.yaml")
     finally:
         server.stop()
+
+
+def three_cases(server: ReviewServer, store_dir: Path, signer: Signer) -> list[int]:
+    """200 m and more apart, in three grid cells: three platform cases, the newest found last."""
+    clip = (REPO / "samples" / "street-garbage.mp4").read_bytes()
+    return [
+        file_case(server, store_dir, signer, "car-1", 0, 0, 0, {"snapshot.jpg": snapshot((0, 0, 200))}),
+        file_case(server, store_dir, signer, "car-2", 200, 0, 5, {"snapshot.jpg": snapshot((0, 200, 0))}),
+        file_case(server, store_dir, signer, "cam-3", 0, 250, 10,
+                  {"snapshot.jpg": snapshot((200, 0, 0)), "clip.mp4": clip}),
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory, postgres_server: Postgres) -> Iterator[Page]:
+    with serve_page(tmp_path_factory.mktemp("review"), postgres_server, three_cases) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +165,13 @@ def log_in(driver: webdriver.Chrome, page: Page) -> None:
         lambda d: d.find_elements(By.CSS_SELECTOR, "#detail[data-case]"),
         f"no queue after the login: at {driver.current_url}: {driver.page_source[:1500]}",
     )
+
+
+def selected(browser, case: int) -> None:
+    WebDriverWait(browser, 20).until(
+        lambda d: d.find_element(By.ID, "detail").get_attribute("data-case") == str(case), f"case {case} not shown"
+    )
+
+
+def gone(browser, case: int) -> None:
+    WebDriverWait(browser, 20).until(lambda d: not d.find_elements(By.ID, f"case-{case}"), f"case {case} still queued")

@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from cityplatform.reviews import latest_reviews
-from tests.cityplatform.review.conftest import USER, Page, log_in
+from tests.cityplatform.review.conftest import USER, Page, gone, log_in, selected
 
 PAGES = ["/", "/static/review.js", "/static/review.html"]
 
@@ -58,16 +58,6 @@ def test_log_in_and_see_the_queue_newest_first_on_the_grid_map(page: Page, brows
     assert browser.execute_script(red) > 30  # the selected case's dot drawn over the grid's cells
     keys = browser.find_element(By.ID, "keys").text
     assert all(key in keys for key in ("j", "k", "c", "r", "t"))
-
-
-def selected(browser, case: int) -> None:
-    WebDriverWait(browser, 20).until(
-        lambda d: d.find_element(By.ID, "detail").get_attribute("data-case") == str(case), f"case {case} not shown"
-    )
-
-
-def gone(browser, case: int) -> None:
-    WebDriverWait(browser, 20).until(lambda d: not d.find_elements(By.ID, f"case-{case}"), f"case {case} still queued")
 
 
 def test_confirm_one_with_the_keyboard_and_see_its_reviews_row(page: Page, browser) -> None:
