@@ -1,15 +1,10 @@
-"""Serves the page with uvicorn in a daemon thread, on a socket bound here so that a taken port is a
-clear ConfigError at start-up, not a dying thread."""
+"""Serves the box's page (webauth.serving: uvicorn in a daemon thread; a taken port is a ConfigError at
+start-up)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import socket
-import threading
 from pathlib import Path
-
-import uvicorn
 
 from agent.config import ConfigError
 from agent.config.web import WebConfig
@@ -22,6 +17,7 @@ from agent.web.live import LiveView
 from agent.web.zones import Submit, ZoneEditor
 from protocol.signing import PUBLIC_KEY_FILE
 from webauth.guard import Auth
+from webauth.serving import ThreadedServer
 from webauth.sessions import SessionSigner
 
 log = logging.getLogger(__name__)
@@ -46,44 +42,19 @@ class WebServer:
             auth, LiveView(view), self.cases, ZoneEditor(config_path, reloader, submit), settings.language, secure=True
         )
         tls = settings.tls
-        self._config = uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            ssl_certfile=str(tls.cert_file) if tls else None,
-            ssl_keyfile=str(tls.key_file) if tls else None,
-        )
-        self._server = uvicorn.Server(self._config)
-        self._socket = _bound(settings.bind, settings.port)
-        self.port = self._socket.getsockname()[1]
-        self.url = f"{'https' if tls else 'http'}://{settings.bind}:{self.port}/"
-        self._thread = threading.Thread(target=self._serve, name="web", daemon=True)
+        try:
+            self._server = ThreadedServer(
+                app, settings.bind, settings.port, "web", "web", (tls.cert_file, tls.key_file) if tls else None
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.port = self._server.port
+        self.url = self._server.url
 
     def start(self) -> None:
-        self._thread.start()
+        self._server.start()
         log.info("web: the box's page on %s (user %s)", self.url, self.settings.user)
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=5)
-        self._socket.close()
+        self._server.stop()
         self.cases.close()
-
-    def _serve(self) -> None:
-        asyncio.run(self._server.serve(sockets=[self._socket]))
-
-
-def _bound(bind: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((bind, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            f"web: cannot listen on {bind}:{port} ({exc.strerror or exc}); choose a free web.port or a local web.bind"
-        ) from None
-    sock.listen(64)
-    return sock
