@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -11,20 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from agent.config.observe import bind_address
 from agent.config.sources import _Strict
 from webauth.passwords import check_hash_format
-
-
-class TlsConfig(_Strict):
-    """The page's certificate and its private key (PEM files)."""
-
-    cert_file: Path = Field(description="PEM certificate (chain) the page presents")
-    key_file: Path = Field(description="PEM private key of that certificate")
-
-    @field_validator("cert_file", "key_file")
-    @classmethod
-    def _exists(cls, value: Path) -> Path:
-        if not value.is_file():
-            raise ValueError("file not found; give the path of an existing PEM file")
-        return value
+from webauth.settings import TlsFiles
 
 
 class WebConfig(_Strict):
@@ -35,7 +21,7 @@ class WebConfig(_Strict):
     port: int = Field(default=8443, ge=1, le=65535, description="TCP port of the page")
     user: str = Field(default="", max_length=64, description="the one login name")
     password_hash: str = Field(default="", description="from `edge-agent web-password`; never the password itself")
-    tls: TlsConfig | None = Field(default=None, description="certificate and key; required off this box")
+    tls: TlsFiles | None = Field(default=None, description="certificate and key; required off this box")
     language: Literal["zh-CN", "en"] = Field(default="zh-CN", description="the page's default language")
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="how long a login lasts")
 

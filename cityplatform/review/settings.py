@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from webauth.passwords import check_hash_format
-
-
-class ReviewTls(BaseModel):
-    """The page's certificate and its private key (PEM files)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    cert_file: Path = Field(description="PEM certificate (chain) the page presents")
-    key_file: Path = Field(description="PEM private key of that certificate")
-
-    @field_validator("cert_file", "key_file")
-    @classmethod
-    def _exists(cls, value: Path) -> Path:
-        if not value.is_file():
-            raise ValueError("file not found; give the path of an existing PEM file")
-        return value
+from webauth.settings import TlsFiles
 
 
 class ReviewPageConfig(BaseModel):
@@ -34,7 +19,7 @@ class ReviewPageConfig(BaseModel):
     port: int = Field(default=8444, ge=1, le=65535, description="TCP port of the page")
     user: str = Field(min_length=1, max_length=64, description="the inspectors' login name")
     password_hash: str = Field(description="from `edge-agent web-password`; never the password itself")
-    tls: ReviewTls | None = Field(default=None, description="certificate and key; required off localhost")
+    tls: TlsFiles | None = Field(default=None, description="certificate and key; required off localhost")
     language: Literal["zh-CN", "en"] = Field(default="zh-CN", description="the page's default language")
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="how long a login lasts")
     queue_limit: int = Field(default=200, ge=1, le=5000, description="at most this many new cases in the queue")
