@@ -10,6 +10,9 @@ platform's acknowledgement). A case leaves the disk only when it and all its fil
 when a newer revision replaces it (uploader/revisions.py: which files a revision need not send
 again, and when an older revision's folder may go); its row stays, so that the same case accepted
 again (a re-run of the same footage) is not sent again. `cleared` observations are kept as cases, sent after them.
+
+Beside it: `outbox_units` (what it hands the sender), `outbox_db` (its tables and connections) and
+`quota` (what goes when the disk is full).
 """
 
 from __future__ import annotations
@@ -19,78 +22,21 @@ import json
 import logging
 import mimetypes
 import shutil
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 from protocol.files import complete_folder, fsync_dir, remove_partial_files, tree_bytes, write_atomic
 from protocol.messages import chunk_count
 from uploader import revisions
+from uploader.outbox_db import open_outbox_db
+from uploader.outbox_units import CASE_FILE, PRIORITY_VIDEO, CaseUnit, FileUnit, OutboxItem, file_priority
 from uploader.quota import enforce_quota
 from uploader.revisions import ACKED, DEFERRED, EVICTED, PENDING, REJECTED, SENT
 
 log = logging.getLogger(__name__)
-
-CASE_FILE = "case.json"
-
-# Lower goes first: new cases, then updates, then snapshots, then clips, then anything else.
-PRIORITY_NEW_CASE, PRIORITY_UPDATE, PRIORITY_IMAGE, PRIORITY_VIDEO, PRIORITY_OTHER = range(5)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS cases (
-    case_id TEXT NOT NULL, revision INTEGER NOT NULL, state TEXT NOT NULL,
-    accepted_at REAL NOT NULL, sent_at REAL, acked_at REAL, attempts INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (case_id, revision)
-);
-CREATE TABLE IF NOT EXISTS files (
-    case_id TEXT NOT NULL, revision INTEGER NOT NULL, name TEXT NOT NULL, media_type TEXT NOT NULL,
-    bytes INTEGER NOT NULL, sha256 TEXT NOT NULL, priority INTEGER NOT NULL, chunks INTEGER NOT NULL,
-    chunks_sent INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL, sent_at REAL, accepted_at REAL NOT NULL,
-    PRIMARY KEY (case_id, revision, name)
-);
-CREATE TABLE IF NOT EXISTS daily_bytes (day TEXT PRIMARY KEY, bytes INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS cases_state ON cases (state, accepted_at);
-CREATE INDEX IF NOT EXISTS files_state ON files (state, priority, accepted_at);
-"""
-
-
-@dataclass(frozen=True)
-class CaseUnit:
-    """A case JSON to publish."""
-
-    case_id: str
-    revision: int
-    path: Path
-    kind: str = "case"  # or "cleared": an observation, published on its own topic
-
-
-@dataclass(frozen=True)
-class FileUnit:
-    """An evidence file to publish from chunk `next_chunk` on."""
-
-    case_id: str
-    revision: int
-    name: str
-    media_type: str
-    path: Path
-    bytes: int
-    sha256: str
-    chunks: int
-    next_chunk: int
-    priority: int
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """One accepted case revision and where its files are."""
-
-    case_id: str
-    revision: int
-    folder: Path
 
 
 class Outbox:
@@ -103,12 +49,7 @@ class Outbox:
         self.cases_dir = root / "cases"
         self.cases_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(root / "outbox.sqlite3", check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        if "kind" not in {row[1] for row in self._db.execute("PRAGMA table_info(cases)")}:  # before `cleared`
-            self._db.execute("ALTER TABLE cases ADD COLUMN kind TEXT NOT NULL DEFAULT 'case'")
+        self._db = open_outbox_db(root)
         self._recover()
 
     # --- accepting -----------------------------------------------------------------------------
@@ -147,7 +88,7 @@ class Outbox:
                 media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
                 sha256 = hashlib.sha256(data).hexdigest()
                 state = revisions.state_for_new_file(self._db, case_id, revision, sha256)  # sent before?
-                row = (case_id, revision, name, media_type, len(data), sha256, _priority(media_type))
+                row = (case_id, revision, name, media_type, len(data), sha256, file_priority(media_type))
                 self._db.execute(
                     "INSERT INTO files (case_id, revision, name, media_type, bytes, sha256, priority, chunks, state,"
                     " accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -394,7 +335,3 @@ class Outbox:
             self._remove_done(case_folder.name)
             if case_folder.is_dir() and not any(case_folder.iterdir()):
                 case_folder.rmdir()
-
-
-def _priority(media_type: str) -> int:
-    return {"image": PRIORITY_IMAGE, "video": PRIORITY_VIDEO}.get(media_type.split("/")[0], PRIORITY_OTHER)

@@ -4,10 +4,11 @@ lock while the sender writes."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from uploader.outbox_db import open_reader
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,7 @@ class OutboxCases:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._db = sqlite3.connect(root / "outbox.sqlite3", check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA query_only=ON")
+        self._db = open_reader(root)
         self._lock = threading.Lock()
 
     def recent(self, limit: int = 200, since: float = 0.0, until: float | None = None) -> list[OutboxCase]:

@@ -6,12 +6,12 @@ sender and the decoder threads write; WAL lets it read while they do.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from uploader.outbox_db import open_reader
 from uploader.revisions import ACKED, PENDING, SENT
 
 
@@ -29,8 +29,7 @@ class OutboxStats:
     """Reads `outbox.sqlite3` under `root` (the folder an `Outbox` owns)."""
 
     def __init__(self, root: Path) -> None:
-        self._db = sqlite3.connect(root / "outbox.sqlite3", check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA query_only=ON")
+        self._db = open_reader(root)
         self._lock = threading.Lock()
 
     def depth(self) -> OutboxDepth:
