@@ -1,8 +1,9 @@
 """Login for small web pages: scrypt password hashes (`passwords`), signed session cookies with their
 CSRF token (`sessions`), a login rate limit (`ratelimit`), the Starlette gate and routes (`guard`), the
 login form with the pages' language and security headers (`page`), the server thread both pages run
-(`serving`) and the TLS settings both pages take (`settings`). Imports nothing of the agent or the
-platform, only the standard library, pydantic (in `settings`), Starlette (in `guard` and `page`) and
-uvicorn (in `serving`), so that the box's page and the platform's review page share one login and a box
-without the web extra can still check a password hash in its configuration.
+(`serving`) and the settings both pages take (`settings`: the address to listen on, TLS off this host).
+Imports nothing of the agent or the platform, only the standard library, pydantic (in `settings`),
+Starlette (in `guard` and `page`) and uvicorn (in `serving`), so that the box's page and the platform's
+review page share one login and a box without the web extra can still check a password hash in its
+configuration.
 """

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from pydantic import Field, field_validator
 
 from agent.config.sources import _Strict
-
-
-def bind_address(value: str) -> str:
-    """An address to listen on, as the metrics and the page take it: an IP address, not a host name."""
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError("not an IP address; give 127.0.0.1 (this box) or one interface's address") from None
-    return value
+from webauth.settings import bind_address
 
 
 class MetricsConfig(_Strict):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from agent.config.observe import bind_address
 from agent.config.sources import _Strict
 from webauth.passwords import check_hash_format
-from webauth.settings import TlsFiles
+from webauth.settings import TlsFiles, bind_address, require_tls_off_loopback
 
 
 class WebConfig(_Strict):
@@ -45,9 +43,5 @@ class WebConfig(_Strict):
             raise ValueError(
                 "web.enabled needs web.user and web.password_hash; make the hash with `edge-agent web-password`"
             )
-        if self.tls is None and not ipaddress.ip_address(self.bind).is_loopback:
-            raise ValueError(
-                f"web.bind {self.bind} opens the page to the network: give web.tls (cert_file, key_file) too, "
-                "or bind 127.0.0.1"
-            )
+        require_tls_off_loopback("web", self.bind, self.tls)
         return self

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from webauth.passwords import check_hash_format
-from webauth.settings import TlsFiles
+from webauth.settings import TlsFiles, bind_address, require_tls_off_loopback
 
 
 class ReviewPageConfig(BaseModel):
@@ -27,10 +26,7 @@ class ReviewPageConfig(BaseModel):
     @field_validator("bind")
     @classmethod
     def _an_address(cls, value: str) -> str:
-        try:
-            return str(ipaddress.ip_address(value))
-        except ValueError:
-            raise ValueError(f"{value!r:.60} is not an IP address; give one such as 127.0.0.1 or 0.0.0.0") from None
+        return bind_address(value)
 
     @field_validator("password_hash")
     @classmethod
@@ -40,9 +36,5 @@ class ReviewPageConfig(BaseModel):
 
     @model_validator(mode="after")
     def _tls_off_localhost(self) -> ReviewPageConfig:
-        if self.tls is None and not ipaddress.ip_address(self.bind).is_loopback:
-            raise ValueError(
-                f"review.bind {self.bind} opens the page to the network: give review.tls (cert_file, key_file) "
-                "too, or bind 127.0.0.1"
-            )
+        require_tls_off_loopback("review", self.bind, self.tls)
         return self

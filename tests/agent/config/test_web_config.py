@@ -11,6 +11,7 @@ import pytest
 
 from agent.config import ConfigError, load_config
 from tests.agent.config.test_config import good, write
+from tests.cityplatform.review.test_settings import NOT_AN_ADDRESS
 from tests.conftest import agent_cmd
 from webauth.passwords import hash_password, verify_password
 
@@ -31,7 +32,7 @@ def test_the_page_is_off_by_default_and_local_when_on(tmp_path: Path, sample_cli
         ({"enabled": True}, "web.enabled needs web.user and web.password_hash; make the hash with"),
         ({"enabled": True, "user": "a", "password_hash": HASH, "bind": "0.0.0.0"}, "give web.tls"),
         ({"password_hash": "hunter2-plain"}, "web.password_hash: not a scrypt password hash"),
-        ({"bind": "box.local"}, "web.bind: not an IP address"),
+        ({"bind": "box.local"}, f"web.bind: {NOT_AN_ADDRESS}"),
         ({"language": "fr"}, "web.language"),
         ({"tls": {"cert_file": "missing.crt", "key_file": "missing.key"}}, "web.tls.cert_file: file not found"),
         ({"port": 0}, "web.port"),

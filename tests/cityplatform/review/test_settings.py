@@ -19,6 +19,7 @@ from tests.conftest import agent_cmd, free_port
 from webauth.passwords import hash_password
 
 HASH = hash_password("grid-office-2026", n=2**10)
+NOT_AN_ADDRESS = "not an IP address; give 127.0.0.1 (this host only) or one interface's address"  # as web.bind's
 
 
 def receiver(tmp_path: Path, review: dict | None) -> Path:
@@ -38,7 +39,7 @@ def test_the_page_is_local_by_default(tmp_path: Path) -> None:
     [
         ({"user": "a", "password_hash": HASH, "bind": "0.0.0.0"}, "review.bind 0.0.0.0 opens the page to the network"),
         ({"user": "a", "password_hash": "hunter2-plain"}, "review.password_hash: not a scrypt password hash"),
-        ({"user": "a", "password_hash": HASH, "bind": "box.local"}, "review.bind"),
+        ({"user": "a", "password_hash": HASH, "bind": "box.local"}, f"review.bind: {NOT_AN_ADDRESS}"),
         ({"password_hash": HASH}, "review.user"),
         ({"user": "a", "password_hash": HASH, "tls": {"cert_file": "x.crt", "key_file": "x.key"}}, "file not found"),
     ],
