@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 
 from tests.agent.updates.helpers import Agent, write_config
-from tests.agent.web.conftest import Box, chromium, log_in, self_signed, session_headers
+from tests.agent.web.conftest import Box, log_in
+from tests.browser import chromium, self_signed, session_headers
 from tests.conftest import REPO, free_port
 from tests.streams.conftest import RtspServer
 from webauth.passwords import hash_password
 
-STATIC = ["live.html", "zones.html", "cases.html", "common.js", "live.js", "zones.js", "cases.js", "app.css"]
+STATIC = ["live.html", "zones.html", "cases.html", "page.js", "common.js", "live.js", "zones.js", "cases.js", "app.css"]
 
 
 def cpu_s(pid: int) -> float:

@@ -120,7 +120,7 @@ def build_app(
         Route("/api/cases", case_list),
         Route("/api/cases/{case_id}/{revision:int}", case_detail),
         Route("/api/cases/{case_id}/{revision:int}/{name}", evidence),
-        Mount("/static", StaticFiles(packages=[("agent.web", "static")]), name="static"),
+        Mount("/static", StaticFiles(packages=[("agent.web", "static"), ("webauth", "static")]), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(LoginGuard, auth=auth)])
 

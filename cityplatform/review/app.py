@@ -103,7 +103,9 @@ def build_app(
         Route("/api/cases/{case_id:int}", case),
         Route("/api/cases/{case_id:int}/review", review, methods=["POST"]),
         Route("/api/evidence/{agent_id}/{case_id}/r{revision:int}/{name}", evidence),
-        Mount("/static", StaticFiles(packages=[("cityplatform.review", "static")]), name="static"),
+        Mount(
+            "/static", StaticFiles(packages=[("cityplatform.review", "static"), ("webauth", "static")]), name="static"
+        ),
     ]
     return Starlette(routes=routes, middleware=[Middleware(LoginGuard, auth=auth)])
 

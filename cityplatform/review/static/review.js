@@ -1,50 +1,29 @@
 // The review page: the queue of new platform cases, the grid map (a plain canvas, no tiles), one case's
-// reports and evidence, and the decisions (buttons or keys), each sent with the session's CSRF token.
+// reports and evidence, and the decisions (buttons or keys), each sent with the session's CSRF token
+// (webauth's page.js, loaded before it, has the token, the texts, JSON calls and the top bar).
 "use strict";
-const CSRF = document.querySelector('meta[name="csrf"]').content;
-const LANG = document.documentElement.lang;
-const TEXT = {
-  "zh-CN": {
-    title: "案件审核", other: "English", logout: "退出", type: "类型", grid: "网格", opened: "发现时间",
-    empty: "暂无待审核案件", confirm: "确认 (c)", reject: "驳回 (r)", correct: "更正类型 (t)", keys: "快捷键",
-    next: "下一个", prev: "上一个", pick: "选择原因或类型", cancel: "取消", street: "街道", due: "处置时限",
-    status: "状态", reports: "上报", agent: "设备", first: "首次发现", last: "最近发现", manual: "人工派遣",
-    done_confirm: "已确认", done_reject: "已驳回", done_correct: "已更正", waiting: "条待审核",
-    not_a_problem: "不是问题", duplicate: "重复案件", wrong_type: "类型错误", outside_rules: "不在规则范围内",
-    street_vending: "占道经营", garbage_pile: "暴露垃圾", overflowing_bin: "垃圾满溢", cooking_fumes: "油烟污染",
-  },
-  en: {
-    title: "Case review", other: "中文", logout: "Log out", type: "Type", grid: "Grid cell", opened: "Found",
-    empty: "No new cases to review", confirm: "Confirm (c)", reject: "Reject (r)", correct: "Correct type (t)",
-    keys: "Keyboard", next: "next", prev: "previous", pick: "choose a reason or type", cancel: "cancel",
-    street: "Street office", due: "Due", status: "Status", reports: "Reports", agent: "Agent", first: "First seen",
-    last: "Last seen", manual: "manual dispatch", done_confirm: "Confirmed", done_reject: "Rejected",
-    done_correct: "Corrected", waiting: "waiting", not_a_problem: "not a problem", duplicate: "duplicate",
-    wrong_type: "wrong type", outside_rules: "outside the rules", street_vending: "street vending",
-    garbage_pile: "garbage pile", overflowing_bin: "overflowing bin", cooking_fumes: "cooking fumes",
-  },
-};
+Object.assign(TEXT["zh-CN"], {
+  title: "案件审核", other: "English", logout: "退出", type: "类型", grid: "网格", opened: "发现时间",
+  empty: "暂无待审核案件", confirm: "确认 (c)", reject: "驳回 (r)", correct: "更正类型 (t)", keys: "快捷键",
+  next: "下一个", prev: "上一个", pick: "选择原因或类型", cancel: "取消", street: "街道", due: "处置时限",
+  status: "状态", reports: "上报", agent: "设备", first: "首次发现", last: "最近发现", manual: "人工派遣",
+  done_confirm: "已确认", done_reject: "已驳回", done_correct: "已更正", waiting: "条待审核",
+  not_a_problem: "不是问题", duplicate: "重复案件", wrong_type: "类型错误", outside_rules: "不在规则范围内",
+  street_vending: "占道经营", garbage_pile: "暴露垃圾", overflowing_bin: "垃圾满溢", cooking_fumes: "油烟污染",
+});
+Object.assign(TEXT.en, {
+  title: "Case review", other: "中文", logout: "Log out", type: "Type", grid: "Grid cell", opened: "Found",
+  empty: "No new cases to review", confirm: "Confirm (c)", reject: "Reject (r)", correct: "Correct type (t)",
+  keys: "Keyboard", next: "next", prev: "previous", pick: "choose a reason or type", cancel: "cancel",
+  street: "Street office", due: "Due", status: "Status", reports: "Reports", agent: "Agent", first: "First seen",
+  last: "Last seen", manual: "manual dispatch", done_confirm: "Confirmed", done_reject: "Rejected",
+  done_correct: "Corrected", waiting: "waiting", not_a_problem: "not a problem", duplicate: "duplicate",
+  wrong_type: "wrong type", outside_rules: "outside the rules", street_vending: "street vending",
+  garbage_pile: "garbage pile", overflowing_bin: "overflowing bin", cooking_fumes: "cooking fumes",
+});
 const KEYS = [["j", "next"], ["k", "prev"], ["c", "confirm"], ["r", "reject"], ["t", "correct"],
   ["1-9", "pick"], ["Esc", "cancel"]];
 const state = { session: null, grid: [], queue: [], current: 0, detail: null, choosing: null, shown: 0 };
-
-function t(key) { return (TEXT[LANG] || TEXT.en)[key] || key; }
-
-async function api(path, options = {}) {
-  const headers = Object.assign({ "X-CSRF-Token": CSRF }, options.headers || {});
-  const response = await fetch(path, Object.assign({}, options, { headers, credentials: "same-origin" }));
-  if (response.status === 401) location.href = "/login?next=" + encodeURIComponent(location.pathname);
-  return response;
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "text") node.textContent = value; else node.setAttribute(key, value);
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
 
 function when(iso) { return iso ? new Date(iso).toLocaleString(LANG) : "-"; }
 
@@ -205,17 +184,9 @@ function onMapClick(event) {
 }
 
 async function start() {
-  document.querySelectorAll("[data-t]").forEach((node) => { node.textContent = t(node.dataset.t); });
+  topBar();
   document.getElementById("keys").replaceChildren(...KEYS.flatMap(([key, what]) =>
     [el("dt", {}, el("kbd", { text: key })), el("dd", { text: t(what) })]));
-  document.getElementById("lang").addEventListener("click", () => {
-    document.cookie = "lang=" + (LANG === "zh-CN" ? "en" : "zh-CN") + "; path=/; SameSite=Strict";
-    location.reload();
-  });
-  document.getElementById("logout").addEventListener("click", async () => {
-    await api("/logout", { method: "POST" });
-    location.href = "/login";
-  });
   document.getElementById("confirm").addEventListener("click", () => decide({ decision: "confirm" }));
   document.getElementById("reject").addEventListener("click", () => choose("reject"));
   document.getElementById("correct").addEventListener("click", () => choose("correct"));

@@ -15,7 +15,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from agent.web.live import _COLOURS
 from tests.agent.updates.helpers import wait_for
-from tests.agent.web.conftest import Box, log_in, session_headers, sources
+from tests.agent.web.conftest import Box, log_in, sources
+from tests.browser import SHARED_SCRIPT, session_headers
 
 PAGES = ["/", "/zones", "/cases", "/static/live.js", "/static/app.css"]
 APIS = ["/api/session", "/api/sources", "/api/sources/cam-1/frame.jpg", "/api/cases", "/api/grid?lat=30&lon=120"]
@@ -62,6 +63,14 @@ def _box_pixels(box: Box, headers: dict[str, str], path: str) -> int:
     assert status == 200 and response_headers["content-type"] == "image/jpeg"
     image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
     return int(np.all(np.abs(image.astype(int) - _COLOURS[0]) < 40, axis=2).sum())
+
+
+def test_the_page_runs_on_webauths_shared_script(box: Box, browser) -> None:
+    """page.js (CSRF token, JSON calls, top bar) is one file that the box's page and the review page serve."""
+    status, headers, body = box.request("GET", "/static/page.js", headers=session_headers(browser))
+    assert status == 200 and "javascript" in headers["content-type"] and body == SHARED_SCRIPT.read_bytes()
+    loaded = "return Array.from(document.scripts, (s) => new URL(s.src).pathname)"
+    assert browser.execute_script(loaded) == ["/static/page.js", "/static/common.js", "/static/live.js"]
 
 
 def test_a_change_without_the_csrf_token_is_refused(box: Box, browser) -> None:

@@ -5,7 +5,6 @@ records, their evidence files in store_dir), and one headless Chromium for the w
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,6 @@ import pytest
 import yaml
 from selenium import webdriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as ec_
 from selenium.webdriver.support.ui import WebDriverWait
 
 from agent.cases.case import case_id
@@ -30,7 +28,7 @@ from agent.geo.geometry import offset
 from cityplatform.review.server import ReviewServer
 from cityplatform.store import EvidenceFile
 from protocol.signing import Signer
-from tests.agent.web.conftest import _unverified, chromium, self_signed
+from tests.browser import browser, https_request, log_in_form, self_signed  # noqa: F401 (browser: a fixture)
 from tests.case_records import make_case
 from tests.cityplatform.platform_records import PILE, SEEN
 from tests.cityplatform.postgres import Postgres
@@ -53,14 +51,8 @@ class Page:
     config_file: Path  # receiver.yaml, as `edge-agent platform-training-set -c` reads it
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
-        """(status, headers, body) of one request to the page; the test certificate is not checked."""
-        connection = http.client.HTTPSConnection("127.0.0.1", self.port, context=_unverified(), timeout=30)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, dict(response.getheaders()), response.read()
-        finally:
-            connection.close()
+        """(status, headers, body) of one request to the page."""
+        return https_request(self.port, method, path, body, headers)
 
     def reviews(self) -> list[tuple]:
         with self.server.store.direct() as tx:
@@ -145,33 +137,18 @@ def page(tmp_path_factory: pytest.TempPathFactory, postgres_server: Postgres) ->
         yield served
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
-    driver = chromium()
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
 def log_in(driver: webdriver.Chrome, page: Page) -> None:
     """Through the form, as an inspector would: the page redirects to /login first."""
-    driver.get(page.url + "/")
-    WebDriverWait(driver, 20).until(ec_.presence_of_element_located((By.ID, "login")))
-    driver.find_element(By.ID, "user").send_keys(USER)
-    driver.find_element(By.ID, "password").send_keys(PASSWORD)
-    driver.find_element(By.ID, "submit").click()
-    WebDriverWait(driver, 20).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, "#detail[data-case]"),
-        f"no queue after the login: at {driver.current_url}: {driver.page_source[:1500]}",
+    log_in_form(
+        driver, page.url, USER, PASSWORD, lambda d: d.find_elements(By.CSS_SELECTOR, "#detail[data-case]"), "queue"
     )
 
 
-def selected(browser, case: int) -> None:
-    WebDriverWait(browser, 20).until(
+def selected(driver: webdriver.Chrome, case: int) -> None:
+    WebDriverWait(driver, 20).until(
         lambda d: d.find_element(By.ID, "detail").get_attribute("data-case") == str(case), f"case {case} not shown"
     )
 
 
-def gone(browser, case: int) -> None:
-    WebDriverWait(browser, 20).until(lambda d: not d.find_elements(By.ID, f"case-{case}"), f"case {case} still queued")
+def gone(driver: webdriver.Chrome, case: int) -> None:
+    WebDriverWait(driver, 20).until(lambda d: not d.find_elements(By.ID, f"case-{case}"), f"case {case} still queued")

@@ -12,6 +12,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from cityplatform.reviews import latest_reviews
+from tests.browser import SHARED_SCRIPT, session_headers
 from tests.cityplatform.review.conftest import USER, Page, gone, log_in, selected
 
 PAGES = ["/", "/static/review.js", "/static/review.html"]
@@ -60,6 +61,14 @@ def test_log_in_and_see_the_queue_newest_first_on_the_grid_map(page: Page, brows
     assert all(key in keys for key in ("j", "k", "c", "r", "t"))
 
 
+def test_the_page_runs_on_webauths_shared_script(page: Page, browser) -> None:
+    """page.js (CSRF token, JSON calls, top bar) is one file that the review page and the box's page serve."""
+    status, headers, body = page.request("GET", "/static/page.js", headers=session_headers(browser))
+    assert status == 200 and "javascript" in headers["content-type"] and body == SHARED_SCRIPT.read_bytes()
+    loaded = "return Array.from(document.scripts, (s) => new URL(s.src).pathname)"
+    assert browser.execute_script(loaded) == ["/static/page.js", "/static/review.js"]
+
+
 def test_confirm_one_with_the_keyboard_and_see_its_reviews_row(page: Page, browser) -> None:
     _newest, middle, oldest = reversed(page.cases)
     ActionChains(browser).send_keys("j").perform()
@@ -72,9 +81,7 @@ def test_confirm_one_with_the_keyboard_and_see_its_reviews_row(page: Page, brows
 
 
 def test_a_review_without_the_csrf_token_is_refused(page: Page, browser) -> None:
-    cookie = browser.get_cookie("session")
-    assert cookie and cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
-    headers = {"Cookie": f"session={cookie['value']}", "Content-Type": "application/json"}
+    headers = session_headers(browser) | {"Content-Type": "application/json"}
     body = json.dumps({"decision": "confirm"}).encode()
     for sent in (headers, headers | {"X-CSRF-Token": "0" * 64}):
         status, _, answer = page.request("POST", f"/api/cases/{page.cases[0]}/review", body, sent)
