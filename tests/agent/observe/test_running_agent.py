@@ -8,40 +8,29 @@ import json
 import signal
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import jsonschema
 import paho.mqtt.client as mqtt
 import pytest
-import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from protocol import SOURCE_STATUS_SCHEMA, STATS_SCHEMA
-from tests.conftest import Broker, Receiver, agent_cmd, free_port
+from tests.agent.observe.helpers import (
+    AGENT,
+    CAMERA,
+    DOWN,
+    PREFIX,
+    latest_status,
+    running_agent,
+    scrape,
+    state_on,
+    validator,
+    wait_for,
+)
+from tests.conftest import Broker, Receiver
 from tests.streams.conftest import RtspServer, rtsp_factory  # noqa: F401 (fixture)
-
-PREFIX, AGENT, CAMERA = "city", "box-7", "gate"
-DOWN = {"backing_off", "stalled", "connecting"}
-
-
-def validator(schema: Path) -> jsonschema.Draft202012Validator:
-    loaded = json.loads(schema.read_text())
-    jsonschema.Draft202012Validator.check_schema(loaded)
-    return jsonschema.Draft202012Validator(loaded, format_checker=jsonschema.FormatChecker())
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of /metrics as {(name, sorted labels): value}."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def source_value(samples: dict, name: str, **labels: str) -> float | None:
@@ -49,9 +38,7 @@ def source_value(samples: dict, name: str, **labels: str) -> float | None:
 
 
 def state_now(port: int) -> str | None:
-    samples = scrape(port)
-    on = [dict(k[1])["state"] for k, v in samples.items() if k[0] == "edge_agent_source_state" and v == 1.0]
-    return on[0] if on else None
+    return state_on(port, "edge_agent_source_state")
 
 
 def get_json(url: str) -> tuple[int, dict]:
@@ -60,18 +47,6 @@ def get_json(url: str) -> tuple[int, dict]:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
-
-
-def wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if found := condition():
-                return found
-        except (OSError, ValueError):  # the endpoint is not up yet
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def retained(port: int, topic: str) -> bytes | None:
@@ -89,49 +64,13 @@ def retained(port: int, topic: str) -> bytes | None:
     return got[0] if got else None
 
 
-def latest_status(receiver: Receiver) -> dict | None:
-    payloads = receiver.payload(f"/{AGENT}/sources/{CAMERA}/status")
-    return json.loads(payloads[-1]) if payloads else None
-
-
 @pytest.fixture
 def agent(tmp_path: Path, broker: Broker, rtsp_factory) -> Iterator[tuple[subprocess.Popen, int, RtspServer, Path]]:  # noqa: F811
     camera = rtsp_factory()
     camera.start()
-    metrics_port = free_port()
-    config = {
-        "agent_id": AGENT,
-        "state_dir": str(tmp_path / "state"),
-        "sources": [
-            {
-                "id": CAMERA,
-                "kind": "fixed",
-                "url": camera.url,
-                "sample_fps": 2,
-                "stall_s": 3,
-                "reconnect_cap_s": 2,
-                "position": {"lat": 31.2304, "lon": 121.4737},
-            }
-        ],
-        "detector": {"model": "builtin:garbage"},
-        "uploader": {
-            "mqtt": {"host": "127.0.0.1", "port": broker.port, "topic_prefix": PREFIX, "retry_cap_s": 1},
-            "drain_timeout_s": 1,
-        },
-        "metrics": {"port": metrics_port},
-    }
-    path = tmp_path / "agent.yaml"
-    path.write_text(yaml.safe_dump(config))
-    log_path = tmp_path / "stderr.log"
-    with log_path.open("w") as err:
-        proc = subprocess.Popen(
-            agent_cmd("--log-format", "json", "run", "-c", str(path)), stdout=subprocess.DEVNULL, stderr=err
-        )
-    try:
-        yield proc, metrics_port, camera, log_path
-    finally:
-        proc.kill()
-        proc.wait(30)
+    inputs = {"url": camera.url, "position": {"lat": 31.2304, "lon": 121.4737}}
+    with running_agent(tmp_path, broker, inputs, "--log-format", "json") as running:
+        yield running.process, running.metrics_port, camera, running.log_path
 
 
 @pytest.mark.timeout(240)
