@@ -6,8 +6,9 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 
 class TlsFiles(BaseModel):
@@ -31,6 +32,9 @@ def bind_address(value: str) -> str:
         return str(ipaddress.ip_address(value))
     except ValueError:
         raise ValueError("not an IP address; give 127.0.0.1 (this host only) or one interface's address") from None
+
+
+BindAddress = Annotated[str, AfterValidator(bind_address)]  # a settings field checked by `bind_address`
 
 
 def require_tls_off_loopback(section: str, bind: str, tls: TlsFiles | None) -> None:

@@ -8,25 +8,22 @@ from pydantic import Field, field_validator, model_validator
 
 from agent.config.sources import _Strict
 from webauth.passwords import check_hash_format
-from webauth.settings import TlsFiles, bind_address, require_tls_off_loopback
+from webauth.settings import BindAddress, TlsFiles, require_tls_off_loopback
 
 
 class WebConfig(_Strict):
     """Where the page listens and who may log in; sessions end when the agent restarts."""
 
     enabled: bool = False
-    bind: str = Field(default="127.0.0.1", description="127.0.0.1 keeps the page on the box; any other needs tls")
+    bind: BindAddress = Field(
+        default="127.0.0.1", description="127.0.0.1 keeps the page on the box; any other needs tls"
+    )
     port: int = Field(default=8443, ge=1, le=65535, description="TCP port of the page")
     user: str = Field(default="", max_length=64, description="the one login name")
     password_hash: str = Field(default="", description="from `edge-agent web-password`; never the password itself")
     tls: TlsFiles | None = Field(default=None, description="certificate and key; required off this box")
     language: Literal["zh-CN", "en"] = Field(default="zh-CN", description="the page's default language")
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="how long a login lasts")
-
-    @field_validator("bind")
-    @classmethod
-    def _an_address(cls, value: str) -> str:
-        return bind_address(value)
 
     @field_validator("password_hash")
     @classmethod

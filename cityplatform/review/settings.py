@@ -7,14 +7,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from webauth.passwords import check_hash_format
-from webauth.settings import TlsFiles, bind_address, require_tls_off_loopback
+from webauth.settings import BindAddress, TlsFiles, require_tls_off_loopback
 
 
 class ReviewPageConfig(BaseModel):
     """The review page of `edge-agent platform-review-page`; sessions end when the page restarts."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    bind: str = Field(default="127.0.0.1", description="127.0.0.1 keeps the page on this host; any other needs tls")
+    bind: BindAddress = Field(
+        default="127.0.0.1", description="127.0.0.1 keeps the page on this host; any other needs tls"
+    )
     port: int = Field(default=8444, ge=1, le=65535, description="TCP port of the page")
     user: str = Field(min_length=1, max_length=64, description="the inspectors' login name")
     password_hash: str = Field(description="from `edge-agent web-password`; never the password itself")
@@ -22,11 +24,6 @@ class ReviewPageConfig(BaseModel):
     language: Literal["zh-CN", "en"] = Field(default="zh-CN", description="the page's default language")
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="how long a login lasts")
     queue_limit: int = Field(default=200, ge=1, le=5000, description="at most this many new cases in the queue")
-
-    @field_validator("bind")
-    @classmethod
-    def _an_address(cls, value: str) -> str:
-        return bind_address(value)
 
     @field_validator("password_hash")
     @classmethod
