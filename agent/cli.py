@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from pydantic import ValidationError
@@ -18,6 +19,9 @@ from agent.tools.model_commands import add_model_parsers
 from agent.tools.platform_commands import add_platform_parsers
 from detectors import ModelError
 from webauth.__main__ import main as web_password
+
+if TYPE_CHECKING:
+    from cityplatform.config import ReceiverConfig
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +145,9 @@ def _parser() -> argparse.ArgumentParser:
     receive.add_argument("-c", "--config", type=Path, required=True, help="receiver YAML (see configs/receiver.yaml)")
     receive.add_argument("--check", action="store_true", help="validate the receiver YAML and exit")
     receive.add_argument(
-        "--enrol", metavar="AGENT", help="trust AGENT's public key (give it with --key) in keys_dir, then exit"
+        "--enrol", metavar="AGENT", help="trust AGENT's public key (give it with --key) in the store, then exit"
     )
+    receive.add_argument("--revoke", metavar="AGENT", help="stop trusting AGENT's enrolled key, then exit")
     receive.add_argument(
         "--key", type=Path, help="with --enrol: the PEM from `edge-agent verify --print-key` on the box"
     )
@@ -267,23 +272,38 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 1 if problems or not checked else 0
 
 
+def _enrol_or_revoke(config: ReceiverConfig, args: argparse.Namespace) -> int:
+    """`receive --enrol AGENT --key PEM` or `receive --revoke AGENT`: change the store's trusted keys."""
+    from cityplatform.keys import enrol, revoke
+    from cityplatform.receiver import open_store
+
+    what = "--enrol" if args.enrol is not None else "--revoke"
+    if args.enrol is not None and args.key is None:
+        raise ConfigError("receive --enrol AGENT needs --key PEM (the box's `edge-agent verify --print-key`)")
+    try:
+        config.store_dir.mkdir(parents=True, exist_ok=True)
+        store = open_store(config)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"receive {what}: {exc}") from None
+    try:
+        print(revoke(store, args.revoke) if args.enrol is None else enrol(store, args.enrol, args.key, args.replace))
+    except ValueError as exc:
+        raise ConfigError(f"receive {what}: {exc}") from None
+    finally:
+        store.close()
+    return 0
+
+
 def _cmd_receive(args: argparse.Namespace) -> int:
     import signal
     import threading
 
     from agent.config import load_receiver_config
-    from cityplatform.keys import enrol
     from cityplatform.receiver import Receiver
 
     config = load_receiver_config(args.config)
-    if args.enrol is not None:
-        if args.key is None:
-            raise ConfigError("receive --enrol AGENT needs --key PEM (the box's `edge-agent verify --print-key`)")
-        try:
-            print(enrol(config.trusted_keys_dir, args.enrol, args.key, args.replace))
-        except ValueError as exc:
-            raise ConfigError(f"receive --enrol: {exc}") from None
-        return 0
+    if args.enrol is not None or args.revoke is not None:
+        return _enrol_or_revoke(config, args)
     if args.check:
         tofu = "; trust_first_key is ON (lab only)" if config.trust_first_key else ""
         if config.postgres is not None:
@@ -292,7 +312,8 @@ def _cmd_receive(args: argparse.Namespace) -> int:
             )
         print(
             f"{args.config}: OK: receiver {config.client_id} for {config.mqtt.host}:{config.mqtt.port}, "
-            f"store {config.store_dir}, enrolled keys in {config.trusted_keys_dir}{tofu}"
+            f"store {config.store_dir}, enrolled keys in the store (key files imported from "
+            f"{config.trusted_keys_dir}){tofu}"
         )
         return 0
     try:

@@ -102,7 +102,9 @@ class ReceiverConfig(BaseModel):
     )
     client_id: str = Field(default_factory=lambda: f"edge-receiver-{socket.gethostname()}", min_length=1)
     keys_dir: Path | None = Field(
-        default=None, description="enrolled agent keys, <agent_id>.pem (default: store_dir/agent-keys)"
+        default=None,
+        description="key files <agent_id>.pem of receivers from before the store held the keys: imported on start "
+        "for agents the store does not know (default: store_dir/agent-keys)",
     )
     trust_first_key: bool = Field(
         default=False, description="LAB ONLY: trust the first key an unenrolled agent publishes (anyone could)"

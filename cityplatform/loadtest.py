@@ -2,7 +2,7 @@
 receivers (in this process, one MQTT client and one store connection each, one shared subscription):
 cases stored per second, publish -> stored p95, lost and duplicated.
 
-Each agent has its own Ed25519 key (enrolled in keys_dir), sends a signed case with a snapshot every
+Each agent has its own Ed25519 key (a keys_dir file, imported on start), sends a signed case with a snapshot every
 60/cases_per_minute seconds (random phase), and, with `resend`, publishes a share of its cases and
 chunks twice, as a real agent does after an ack timeout. Lost: a case or file never acknowledged
 `stored`, or not in the store. Duplicated: a case or file acknowledged `stored` more than once, or

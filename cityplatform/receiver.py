@@ -2,7 +2,7 @@
 
 It subscribes to every agent's cases and evidence (through an MQTT 5 shared subscription, so that
 several receivers share the load), checks each case against the schema and the signature of the
-agent's ENROLLED key (cityplatform/keys.py), reassembles evidence chunks, checks each file against
+agent's ENROLLED key (in the store: cityplatform/keys.py), reassembles evidence chunks, checks each file against
 the sha256 its signed case lists, stores cases once per (id, revision) in its store (SQLite on one
 box, PostgreSQL shared by several receivers: cityplatform/store.py) and files in a folder, and
 acknowledges each stored case and file to the agent.
@@ -28,7 +28,7 @@ import jsonschema
 import paho.mqtt.client as mqtt
 
 from cityplatform.config import ReceiverConfig
-from cityplatform.keys import AgentKeys
+from cityplatform.keys import AgentKeys, import_key_files
 from cityplatform.store import EvidenceFile, Store, Tx
 from cityplatform.store_sqlite import SqliteStore
 from protocol import CASE_SCHEMA, CLEARED_SCHEMA
@@ -61,7 +61,8 @@ class Receiver:
         self.store = config.store_dir
         self.store.mkdir(parents=True, exist_ok=True)
         self.db = open_store(config)
-        self.keys = AgentKeys(config.trusted_keys_dir, config.trust_first_key)
+        import_key_files(self.db, config.trusted_keys_dir)  # key files of receivers from before the store held keys
+        self.keys = AgentKeys(self.db, config.trust_first_key)
         self._validator = jsonschema.Draft202012Validator(json.loads(CASE_SCHEMA.read_text()))
         self._cleared_validator = jsonschema.Draft202012Validator(json.loads(CLEARED_SCHEMA.read_text()))
         self.stored = self.duplicates = self.rejected = self.dropped = 0

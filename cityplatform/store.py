@@ -24,6 +24,14 @@ class EvidenceFile(NamedTuple):
     size: int
 
 
+class AgentKey(NamedTuple):
+    """An enrolled agent's key as the store keeps it."""
+
+    pem: bytes
+    key_id: str
+    revoked: bool
+
+
 _FILE_WHERE = "agent_id = ? AND case_id = ? AND revision = ? AND name = ?"
 
 Run = Callable[[str, tuple], Any]  # runs one statement with ? placeholders, returns a cursor
@@ -118,6 +126,27 @@ class Tx:
             (agent_id, case_id, sha256),
         ).fetchone()
         return (row[0], row[1]) if row else None
+
+    def agent_key(self, agent_id: str) -> AgentKey | None:
+        """The agent's enrolled key row (trusted or revoked); None if it was never enrolled."""
+        row = self.run("SELECT pem, key_id, revoked_at FROM agent_keys WHERE agent_id = ?", (agent_id,)).fetchone()
+        return AgentKey(row[0].encode(), row[1], row[2] is not None) if row else None
+
+    def put_agent_key(self, agent_id: str, pem: bytes, key_id: str, at: float, origin: str) -> None:
+        """Trust `pem` for the agent from now on: a new row, or the row's key replaced and un-revoked."""
+        self.run(
+            "INSERT INTO agent_keys VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (agent_id) DO UPDATE SET "
+            "key_id = excluded.key_id, pem = excluded.pem, enrolled_at = excluded.enrolled_at, "
+            "origin = excluded.origin, revoked_at = NULL",
+            (agent_id, key_id, pem.decode(), at, origin),
+        )
+
+    def revoke_agent_key(self, agent_id: str, at: float) -> bool:
+        """Stop trusting the agent's key; False when it had no trusted key."""
+        cursor = self.run(
+            "UPDATE agent_keys SET revoked_at = ? WHERE agent_id = ? AND revoked_at IS NULL", (at, agent_id)
+        )
+        return cursor.rowcount == 1
 
     def case_ids(self) -> list[tuple[str, int]]:
         return [tuple(r) for r in self.run("SELECT case_id, revision FROM cases ORDER BY received_at", ()).fetchall()]

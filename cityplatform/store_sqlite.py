@@ -23,6 +23,8 @@ CREATE TABLE IF NOT EXISTS waiting (agent_id TEXT, case_id TEXT, revision INTEGE
 CREATE TABLE IF NOT EXISTS cleared (id TEXT PRIMARY KEY, agent_id TEXT, case_id TEXT, case_revision INTEGER,
     clear_until REAL, received_at REAL, json TEXT);
 CREATE INDEX IF NOT EXISTS cleared_case ON cleared (case_id);
+CREATE TABLE IF NOT EXISTS agent_keys (agent_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, pem TEXT NOT NULL,
+    enrolled_at REAL NOT NULL, origin TEXT NOT NULL, revoked_at REAL);
 """
 
 

@@ -1,18 +1,23 @@
 """Footage for verification by the next pass: a fixed camera's view of a held-out pile photo of
 ../shared (never trained on), then the same view with the pile removed (inpainted over its labelled
-box), encoded as real H.264 files with ffmpeg; and the fixed-camera configuration that processes them."""
+box), encoded as real H.264 files with ffmpeg; and the fixed-camera configuration that processes them.
+For a patrol car: the bundled sample edited, one case's problem removed from every frame it is seen
+on, its track moved to the next day, and the demo's patrol car with a camera mount."""
 
 from __future__ import annotations
 
 import subprocess
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from agent.config import AgentConfig, PrivacyConfig, RuleConfig, default_config
-from agent.config.sources import CameraPosition
+from agent.config.resources import builtin
+from agent.config.sources import CameraMount, CameraPosition
+from agent.detector_setup import build_detector
+from streams.nmea import sentence
 from tests.conftest import need_shared
 
 HELD_OUT_PILE = "000393_jpg.rf.957a04ba1a22bbbe739b3ffffaec6e81"  # a pile of the by-source held-out split
@@ -84,3 +89,79 @@ def fixed_camera(
             "privacy": PrivacyConfig(faces=False).model_dump(),
         }
     )
+
+
+SAMPLE_FPS = 10  # samples/street-garbage.mp4
+WINDSCREEN = CameraMount(hfov_deg=60, height_m=2.0, pitch_deg=-10)  # forward, as on a patrol car's windscreen
+
+
+def patrol_car(state_dir: Path, video: Path | None = None, track: Path | None = None) -> AgentConfig:
+    """The demo's patrol car (the bundled sample, or `video` and `track`) with a windscreen camera, so
+    that its cases are located objects (ray_cast), which a moving camera can verify; nothing masked."""
+    base = default_config()
+    source = base.sources[0].model_dump() | {"camera": WINDSCREEN.model_dump()}
+    if video is not None:
+        source |= {"url": str(video), "telemetry": str(track)}
+    return AgentConfig.model_validate(
+        base.model_dump()
+        | {
+            "state_dir": state_dir,
+            "agent_id": "car-a",
+            "sources": [source],
+            "privacy": PrivacyConfig(faces=False).model_dump(),
+        }
+    )
+
+
+def without_case(case: dict, start: datetime, dest: Path, later: timedelta) -> Path:
+    """The bundled sample (recorded from `start`) with `case`'s problem removed: from its first_seen, every
+    box of its class the bundled detector finds is filled from around it (inpainted at 1/32 scale: no
+    texture left that the detector could take for the problem), until 1 s passes without one; encoded
+    with ffmpeg as recorded `later` (the next day)."""
+    config = default_config()
+    detector = build_detector(config.detector)
+    wanted = next(name for name, kind in config.detector_entries[0].class_map.items() if kind == case["type"])
+    capture = cv2.VideoCapture(str(builtin("sample")))
+    frames = []
+    while (read := capture.read())[0]:
+        frames.append(read[1])
+    seen = datetime.fromisoformat(case["first_seen"].replace("Z", "+00:00"))
+    index, unseen = round((seen - start).total_seconds() * SAMPLE_FPS), 0
+    while index < len(frames) and unseen < SAMPLE_FPS:
+        found = detector.detect(frames[index])
+        boxes = [b for b, c in zip(found.xyxy, found.class_id, strict=True) if found.class_names[c] == wanted]
+        frames[index] = _filled(frames[index], boxes) if boxes else frames[index]
+        unseen = 0 if boxes else unseen + 1
+        index += 1
+    height, width = frames[0].shape[:2]
+    command = ["ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}"]
+    command += ["-r", str(SAMPLE_FPS), "-i", "-", "-c:v", "libx264", "-preset", "veryfast", "-g", str(2 * SAMPLE_FPS)]
+    recorded = (start + later).isoformat().replace("+00:00", "Z")
+    command += ["-pix_fmt", "yuv420p", "-metadata", f"creation_time={recorded}", str(dest)]
+    subprocess.run(command, input=b"".join(f.tobytes() for f in frames), check=True)
+    return dest
+
+
+def _filled(image: np.ndarray, boxes: list[np.ndarray], margin: int = 16, scale: int = 32) -> np.ndarray:
+    height, width = image.shape[:2]
+    mask = np.zeros((height, width), np.uint8)
+    for x1, y1, x2, y2 in boxes:
+        mask[max(0, int(y1) - margin) : int(y2) + margin, max(0, int(x1) - margin) : int(x2) + margin] = 255
+    small = cv2.resize(image, (width // scale, height // scale), interpolation=cv2.INTER_AREA)
+    small_mask = cv2.resize(mask, (width // scale, height // scale), interpolation=cv2.INTER_NEAREST)
+    fill = cv2.resize(cv2.inpaint(small, small_mask, 3, cv2.INPAINT_TELEA), (width, height))
+    edited = image.copy()
+    edited[mask > 0] = fill[mask > 0]
+    return edited
+
+
+def track_later(dest: Path, later: timedelta) -> Path:
+    """The sample's NMEA track with its RMC dates moved by `later` (whole days: the same times of day)."""
+    lines = []
+    for line in builtin("sample-telemetry").read_text().splitlines():
+        fields = line[1:].partition("*")[0].split(",")
+        if fields[0].endswith("RMC"):
+            fields[9] = (datetime.strptime(fields[9], "%d%m%y") + later).strftime("%d%m%y")
+        lines.append(sentence(",".join(fields)))
+    dest.write_text("\n".join(lines) + "\n")
+    return dest

@@ -6,10 +6,15 @@ In view means, for a fixed camera, the case's box (the camera does not move, so 
 place) on every analysed frame: clear when no box of the type overlaps it, for `clear_after_s` and
 `clear_min_frames` frames. For a moving camera, the case's located position inside the camera's
 footprint at most `clear_range_m` away: the MISB frame corners where the frame has them, else the
-sector of the camera's horizontal field of view around its heading (the mount's yaw added); clear
-when the type is not detected at all on `clear_min_frames` such frames. A case located only by the
-camera's own position (`camera_position:*`) is never verified: where the object stood is not known,
-so whether it is in view cannot be known either.
+sector of the camera's horizontal field of view around its heading (the mount's yaw added). A moving
+camera judges a whole pass, from the frame the place comes into view to the frame it leaves it: clear
+when the type was not detected at all on any frame of the pass and the pass had `clear_min_frames`
+frames; the observation goes out once the place has left the view, with the pass's last frame as
+its snapshot. A pile enters the footprint far ahead, where the detector may not find it yet (the
+bundled sample's patrol car sees its overflowing bin only at 3 m, with the bin 20 m ahead in view on
+the frames before): the first frames of a pass alone must not clear it. A pass the footage ends
+inside is not judged. A case located only by the camera's own position (`camera_position:*`) is
+never verified: where the object stood is not known, so whether it is in view cannot be known either.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import shapely
 
 from agent.cases.case import iso_ms
 from agent.cases.registry import MIN_OVERLAP_SHARE, CaseRegistry, OpenCase, overlap_share
-from agent.config import CasesConfig, SourceConfig
+from agent.config import CasesConfig, RuleConfig, SourceConfig
 from agent.geo.earth import distance_m
 from detectors import Detections
 from streams import Frame, PositionFix
@@ -76,6 +81,8 @@ class _Watch:
     since: datetime
     frames: int = 0
     view: dict[str, Any] = field(default_factory=dict)
+    last: Frame | None = None  # moving cameras: the pass's last clear frame, its snapshot once the place is passed
+    seen: bool = False  # moving cameras: the type was seen on this pass, which therefore clears nothing
 
 
 class Verifier:
@@ -98,21 +105,41 @@ class Verifier:
                 continue
             rule = self.cases.rule(case.type, frame.utc)
             view = self._in_view(frame, case, rule.clear_range_m) if rule.clear_after_s is not None else None
-            if view is None or self._seen(case, by_type.get(case.type)):
-                self._watching.pop(case.case_id, None)  # out of view or still there: the count starts again
-                continue
-            watch = self._watching.setdefault(case.case_id, _Watch(frame.utc))
-            watch.frames += 1
-            watch.view = view
-            clear_s = (frame.utc - watch.since).total_seconds()
-            needed_s = rule.clear_after_s if self.source.kind == "fixed" else 0.0  # a car passes in seconds
-            if watch.frames >= rule.clear_min_frames and clear_s >= needed_s:
-                if self.source.kind == "fixed":
-                    view["clear_s"] = round(clear_s, 1)
-                done.append(Clearance(case, self.source, frame, watch.since, watch.frames, view))
-                self.registry.mark_cleared(case.case_id, frame.utc)
-                del self._watching[case.case_id]
+            seen = view is not None and self._seen(case, by_type.get(case.type))
+            check = self._fixed if self.source.kind == "fixed" else self._passing
+            clearance = check(frame, case, view, seen, rule)
+            if clearance is not None:
+                done.append(clearance)
+                self.registry.mark_cleared(case.case_id, clearance.frame.utc)
         return done
+
+    def _fixed(self, frame: Frame, case: OpenCase, view: dict | None, seen: bool, rule: RuleConfig) -> Clearance | None:
+        """A fixed camera: the case's box clear on `clear_min_frames` frames over `clear_after_s` seconds."""
+        if view is None or seen:
+            self._watching.pop(case.case_id, None)  # out of view or still there: the count starts again
+            return None
+        watch = self._watching.setdefault(case.case_id, _Watch(frame.utc))
+        watch.frames += 1
+        clear_s = (frame.utc - watch.since).total_seconds()
+        if watch.frames < rule.clear_min_frames or clear_s < (rule.clear_after_s or 0.0):
+            return None
+        del self._watching[case.case_id]
+        return Clearance(case, self.source, frame, watch.since, watch.frames, view | {"clear_s": round(clear_s, 1)})
+
+    def _passing(
+        self, frame: Frame, case: OpenCase, view: dict | None, seen: bool, rule: RuleConfig
+    ) -> Clearance | None:
+        """A moving camera: judged when the place leaves the view, on the whole pass (module docstring)."""
+        if view is not None:
+            watch = self._watching.setdefault(case.case_id, _Watch(frame.utc))
+            watch.seen = watch.seen or seen
+            if not watch.seen:
+                watch.frames, watch.view, watch.last = watch.frames + 1, view, frame
+            return None
+        watch = self._watching.pop(case.case_id, None)
+        if watch is None or watch.seen or watch.last is None or watch.frames < rule.clear_min_frames:
+            return None
+        return Clearance(case, self.source, watch.last, watch.since, watch.frames, watch.view)
 
     def _in_view(self, frame: Frame, case: OpenCase, range_m: float) -> dict[str, Any] | None:
         """How the case's place is in this frame's view, or None."""

@@ -55,7 +55,9 @@ def test_a_published_key_is_not_trusted_until_the_operator_enrols_it(
         key_file = tmp_path / "keys" / "agent_ed25519.pub.pem"
         enrolled = run_cli("receive", "-c", str(config_file), "--enrol", AGENT, "--key", str(key_file))
         assert enrolled.returncode == 0 and f"enrolled {AGENT} with key {signer.key_id}" in enrolled.stdout
-        assert (tmp_path / "platform" / "agent-keys" / f"{AGENT}.pem").read_bytes() == signer.public_pem
+        with receiver.db.direct() as tx:
+            assert tx.agent_key(AGENT) == (signer.public_pem, signer.key_id, False)  # in the store, no file
+        assert not (tmp_path / "platform" / "agent-keys").exists()
         assert wait_until(lambda: outbox.counts().get("acked") == 1, timeout_s=20), outbox.counts()
         assert receiver.case_ids() == [(good, 1)]
         client.publish(f"{PREFIX}/{AGENT}/cases", forged)

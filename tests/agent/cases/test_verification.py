@@ -11,15 +11,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 
 from agent.cases.registry import CaseRegistry
-from agent.cases.verification import in_footprint
-from agent.config import AgentConfig
+from agent.cases.verification import Clearance, Verifier, in_footprint
+from agent.config import AgentConfig, default_config
+from agent.config.sources import CameraMount
+from agent.geo.earth import Location
+from agent.geo.geometry import offset
 from agent.runner import run_agent
+from detectors import Detections
 from protocol import CLEARED_SCHEMA
 from protocol.signing import PUBLIC_KEY_FILE, verify_record
-from streams import GeoPoint, PositionFix
+from streams import Frame, GeoPoint, PositionFix
+from tests.case_records import make_case
 from tests.cleared_footage import fixed_camera, footage, pile_photos
 from tests.conftest import REPO
 
@@ -155,3 +161,42 @@ def test_frames_the_garbage_detector_is_not_due_on_neither_clear_nor_see(
     assert run_agent(config).summaries[0].cases == 1
     cases, cleared = outbox_records(config.state_dir)
     assert len(cases) == 1 and cleared == []
+
+
+PILE = offset(30.0, 120.0, -1.0, 20.0)  # a pile case 20 m east of the patrol car's start, 1 m right of its track
+
+
+def patrol_pass(tmp_path: Path, seen_on: int | None) -> list[tuple[int, Clearance]]:
+    """The next day's pass of a car driving east from (30, 120), 5 m between analysed frames (10 m/s at 2 a
+    second), with a forward camera (60 degrees, 30 m range) past the located pile case; a box of the type
+    on frame `seen_on` only (None: never). (the frame each clearance came on, the clearance)."""
+    base = default_config()
+    source = base.sources[0].model_copy(update={"camera": CameraMount(hfov_deg=60, height_m=2)})
+    registry = CaseRegistry(tmp_path / "cases.sqlite3", remember_days=7)
+    located = Location(*PILE, 4.5, "ray_cast")
+    registry.record(make_case("c1", 2, START, source_id=source.id, source_kind="vehicle", location=located))
+    verifier = Verifier(registry, source, base.cases)
+    box = Detections(np.array([[100, 200, 300, 400]], np.float32), np.ones(1, np.float32), np.zeros(1, np.int32))
+    done = []
+    for index in range(8):
+        fix = PositionFix(*offset(30.0, 120.0, 0.0, 5.0 * index), heading_deg=90.0)
+        utc = START + timedelta(days=1, seconds=index / 2)
+        frame = Frame(source.id, index, utc, index / 2, index / 2, np.zeros((48, 64, 3), np.uint8), fix)
+        found = box if index == seen_on else Detections.empty()
+        done += [(index, c) for c in verifier.update(frame, {"garbage_pile": found})]
+    return done
+
+
+def test_a_moving_camera_judges_the_whole_pass_past_the_place(tmp_path: Path) -> None:
+    """In view on frames 0-3 (20 to 5 m ahead), passed on frame 4. A pile found only on the last frame of the
+    pass (a detector finds it late, close up) is still there; a pass with no box clears it once passed,
+    with the pass's last frame as the snapshot."""
+    in_view = [
+        i for i in range(8) if in_footprint(PositionFix(*offset(30.0, 120.0, 0, 5.0 * i), heading_deg=90.0), *PILE, 60)
+    ]
+    assert in_view == [0, 1, 2, 3]
+    assert patrol_pass(tmp_path / "late", seen_on=3) == []
+    ((on, clearance),) = patrol_pass(tmp_path / "clear", seen_on=None)
+    assert on == 4 and clearance.frame.index == 3 and clearance.frames == 4
+    assert clearance.clear_from == START + timedelta(days=1) and clearance.view["method"] == "footprint"
+    assert patrol_pass(tmp_path / "first", seen_on=0) == []
