@@ -11,6 +11,7 @@ tiles and tiles on threads (the recall of each on held-out vendors: tests/detect
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import tempfile
 import time
@@ -25,6 +26,7 @@ from agent.runner import run_batch
 from agent.tools.bench_common import make_clip
 
 TILE_REPEATS = 3  # frames per tiling row; the median is printed
+DRONE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "drone-vendors.yaml"
 
 
 def bench_batch(args: argparse.Namespace, model: Path) -> None:
@@ -112,28 +114,56 @@ def _cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def bench_tiles(threads: int) -> None:
-    """Seconds per 4000x3000 frame: today's tiling, larger tiles, larger tiles on `threads` threads."""
+def bench_tiles(threads: int, config: Path | None = None) -> None:
+    """Seconds per 4000x3000 frame: the tiling before issue 17, last stop's 800-pixel tiles with the
+    whole-frame pass, and the drone configuration's tiling (`config`, default configs/drone-vendors.yaml
+    of the checkout) interleaved frame by frame: a busy box slows every row alike, so compare the rows of
+    one run."""
+    from agent.config import load_config
+    from agent.detector_setup import build_detector
     from detectors.onnx_yolo import OnnxYoloDetector
     from detectors.tiling import TiledDetector
 
+    path = config or DRONE_CONFIG
+    if not path.is_file():
+        raise SystemExit(f"bench --tiles: {path} not found; give -c FILE, a configuration with detector.tiling")
+    shipped = load_config(path).detector
+    if shipped.tiling is None:
+        raise SystemExit(f"bench --tiles: {path} has no detector.tiling; give -c FILE with one")
     model = OnnxYoloDetector(resources.builtin("vendors-aerial"), min_score=0.3)
+    rows = {
+        "tile_px 640 (before issue 17)": TiledDetector(model),
+        f"tile_px 800, whole frame, threads {threads}": TiledDetector(model, tile_px=800, threads=threads),
+        f"{path.name} (its tiling)": build_detector(shipped),
+    }
     rng = np.random.default_rng(0)
     frame = cv2.GaussianBlur(rng.normal(110, 25, (3000, 4000, 3)).clip(0, 255).astype(np.uint8), (0, 0), 3)
-    print("\n4000x3000 frame, builtin:vendors-aerial (recall of each row: tests/detectors/test_tiling.py)")
-    print(f"{'tiling':<34} {'passes':>6} {'s/frame':>8} {'ms/pass':>8} {'CPU s/frame':>11}")
-    for name, tiled in (
-        ("tile_px 640 (today)", TiledDetector(model)),
-        ("tile_px 800", TiledDetector(model, tile_px=800)),
-        (f"tile_px 800, threads {threads}", TiledDetector(model, tile_px=800, threads=threads)),
-    ):
-        seconds, cpu_before = [], _cpu_s()
-        for _ in range(TILE_REPEATS):
-            started = time.perf_counter()
+    print(f"\n4000x3000 frame, builtin:vendors-aerial; load average {_load()} before")
+    print("(recall of each row on held-out vendors: tests/detectors/test_tiling.py, docs/drone-tiling.md)")
+    seconds: dict[str, list[float]] = {name: [] for name in rows}
+    cpu = dict.fromkeys(rows, 0.0)
+    for _ in range(TILE_REPEATS):
+        for name, tiled in rows.items():
+            cpu_before, started = _cpu_s(), time.perf_counter()
             tiled.detect(frame)
-            seconds.append(time.perf_counter() - started)
-        cpu = (_cpu_s() - cpu_before) / TILE_REPEATS
+            seconds[name].append(time.perf_counter() - started)
+            cpu[name] += _cpu_s() - cpu_before
+    print(f"{'tiling':<44} {'passes':>6} {'s/frame':>8} {'ms/pass':>8} {'CPU s/frame':>11} {'vs 640':>7}")
+    today = float(np.median(seconds[next(iter(rows))]))
+    for name, tiled in rows.items():
         passes = tiled.tiles_run // TILE_REPEATS
-        median = float(np.median(seconds))
-        print(f"{name:<34} {passes:>6} {median:>8.2f} {1000 * median / passes:>8.0f} {cpu:>11.2f}")
+        median = float(np.median(seconds[name]))
+        print(
+            f"{name:<44} {passes:>6} {median:>8.2f} {1000 * median / passes:>8.0f} "
+            f"{cpu[name] / TILE_REPEATS:>11.2f} {median / today:>7.2f}"
+        )
+    tiling = shipped.tiling
+    print(
+        f"load average {_load()} after; {path.name}: tile_px {tiling.tile_px}, overlap {tiling.overlap:g}, "
+        f"full_frame {tiling.full_frame}, threads {tiling.threads}"
+    )
     print("(CPU s/frame: what one frame costs on a core of its own; on two free cores two threads halve its wall time)")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
