@@ -2,7 +2,9 @@
 
 One process analyses one file on about one core (decoding, sampling and the pipeline are Python, the
 detector runs on one onnxruntime thread), so `edge-agent process a.mp4 b.mp4 ...` and an inbox with
-`workers` hand each file to one of N worker processes. A worker loads the detectors once and runs the
+`workers` hand each file to one of N worker processes. When files run side by side, each is decoded on
+one thread, as a camera is: FFmpeg's frame threads would cost about 5 % more CPU a file (keyframes only,
+measured) for parallelism the other files already give. A worker loads the detectors once and runs the
 ordinary per-source pipeline on each file it is given, so a file's cases are those a one-at-a-time run
 gives (same ids, boxes and times).
 
@@ -77,11 +79,12 @@ class BatchPool:
         for job in enumerate(sources):
             jobs.put(job)
         summaries: list[SourceSummary | None] = [None] * len(sources)
+        lanes = min(self.workers, len(sources))
         slots = [
             threading.Thread(
-                target=self._slot, args=(jobs, summaries, stop, on_progress), name=f"batch-{n}", daemon=True
+                target=self._slot, args=(jobs, summaries, stop, on_progress, lanes > 1), name=f"batch-{n}", daemon=True
             )
-            for n in range(min(self.workers, len(sources)))
+            for n in range(lanes)
         ]
         for slot in slots:
             slot.start()
@@ -99,8 +102,11 @@ class BatchPool:
                 return
             worker.close()
 
-    def _slot(self, jobs, summaries: list[SourceSummary | None], stop: threading.Event, on_progress) -> None:
-        """One worker's share of the run: take files until none is left or `stop` is set."""
+    def _slot(
+        self, jobs, summaries: list[SourceSummary | None], stop: threading.Event, on_progress, side_by_side: bool
+    ) -> None:
+        """One worker's share of the run: take files until none is left or `stop` is set; `side_by_side`:
+        other workers run files at the same time (decode on one thread)."""
         worker: _Worker | None = None
         while not stop.is_set():
             try:
@@ -113,7 +119,7 @@ class BatchPool:
                 worker = self._take_worker()
             self.busy[source.id] = worker.process.pid or 0
             try:
-                summaries[index] = worker.run_file(source, stop, self.outbox, self.on_case, on_progress)
+                summaries[index] = worker.run_file(source, side_by_side, stop, self.outbox, self.on_case, on_progress)
             except Exception as exc:  # a bug on this side: that file fails, the others go on
                 log.exception("%s: the batch lost its worker", source.id)
                 summaries[index] = SourceSummary(source.id, error=f"unexpected {type(exc).__name__}: {exc}")
@@ -159,13 +165,14 @@ class _Worker:
     def run_file(
         self,
         source: SourceConfig,
+        one_decoder_thread: bool,
         stop: threading.Event,
         outbox: Outbox,
         on_case: Callable[[], None],
         on_progress: OnProgress | None,
     ) -> SourceSummary:
         """Hand one file to the worker and serve its cases until its summary comes back."""
-        self.conn.send(source)
+        self.conn.send((source, one_decoder_thread))
         stopping = False
         while True:
             if stop.is_set() and not stopping:  # the worker ends the file at its frame and flushes its clips
@@ -233,7 +240,8 @@ class ParentOutbox:
 
 
 def _work(conn: Connection, config: AgentConfig, logging_args: tuple[bool, str]) -> None:
-    """A worker process: load the detectors once, then run each file sent until None (or the pipe closes)."""
+    """A worker process: load the detectors once, then run each (file, one decoder thread) sent until None
+    (or the pipe closes)."""
     setup_logging(*logging_args)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # the parent's stop: end the file at its frame
@@ -249,14 +257,16 @@ def _work(conn: Connection, config: AgentConfig, logging_args: tuple[bool, str])
     try:
         while not stop.is_set():
             try:
-                source = conn.recv()
+                job = conn.recv()
             except EOFError:
                 return
-            if source is None:
+            if job is None:
                 return
+            source, one_decoder_thread = job
             if pipeline is None:
                 outbox.send(("done", SourceSummary(source.id, error=refused)))
             else:
+                pipeline.one_decoder_thread = one_decoder_thread
                 outbox.send(("done", _run_one(pipeline, source, stop, outbox)))
     finally:
         if pipeline is not None:
