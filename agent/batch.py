@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -73,10 +74,11 @@ class BatchPool:
     def run(
         self, sources: Sequence[SourceConfig], stop: threading.Event, on_progress: OnProgress | None = None
     ) -> list[SourceSummary]:
-        """Process every source, up to `workers` at a time; summaries in the order of `sources`.
+        """Process every source, up to `workers` at a time, the largest files first (a long file started
+        last would run alone at the end, the other cores idle); summaries in the order of `sources`.
         Setting `stop` ends each file at its current frame, with its pending clips stored."""
         jobs: queue.SimpleQueue[tuple[int, SourceConfig]] = queue.SimpleQueue()
-        for job in enumerate(sources):
+        for job in sorted(enumerate(sources), key=lambda job: -_file_size(job[1].url)):  # stable: ties keep order
             jobs.put(job)
         summaries: list[SourceSummary | None] = [None] * len(sources)
         lanes = min(self.workers, len(sources))
@@ -141,6 +143,14 @@ class BatchPool:
         except queue.Empty:
             pass
         return _Worker(self._context, self.config, self.logging_args, f"batch-worker-{next(self._names)}")
+
+
+def _file_size(path: str) -> int:
+    """Bytes of a file, the stand-in for its duration when ordering a batch (0 for what is not a file)."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _logging_args() -> tuple[bool, str]:

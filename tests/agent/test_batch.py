@@ -103,6 +103,27 @@ def test_a_worker_killed_in_the_middle_of_a_file_costs_that_file_only(tmp_path: 
     assert verify_path(tmp_path / "state" / "outbox", None)[0] == []  # what east stored before is whole
 
 
+def test_the_largest_files_start_first_and_summaries_keep_the_given_order(tmp_path: Path, footage: list[Path]) -> None:
+    """A long file given last would run alone at the end of a batch, the other cores idle: files start
+    largest first (size stands for length), while the summaries stay in the order given."""
+    given = sorted(footage, key=lambda video: video.stat().st_size)  # the shortest (south, 12 s) first
+    started: list[str] = []
+
+    def first_reports(source_id: str, media_s: float, duration_s: float | None) -> None:
+        if source_id not in started:
+            started.append(source_id)
+
+    outbox = Outbox(tmp_path / "state" / "outbox")
+    pool = BatchPool(batch_config(tmp_path / "state"), outbox, 1)
+    try:
+        summaries = pool.run([file_source(v) for v in given], threading.Event(), first_reports)
+    finally:
+        pool.close()
+        outbox.close()
+    assert [s.source_id for s in summaries] == [v.stem for v in given] == ["south", "east", "north"]
+    assert started == ["north", "east", "south"] and not any(s.problem for s in summaries)
+
+
 def test_process_refuses_several_videos_it_cannot_tell_apart(tmp_path: Path, footage: list[Path]) -> None:
     other = tmp_path / "copy"
     other.mkdir()
