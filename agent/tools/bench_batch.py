@@ -45,27 +45,31 @@ def bench_batch(args: argparse.Namespace, model: Path) -> None:
         )
     mode = "keyframes only" if args.keyframes_only else "every frame decoded"
     print(f"\n{args.batch} x {clip.name} ({args.kind}, <= {args.sample_fps:g} analysed/s, {mode})")
+    print(f"load average {_load()} before")
     with tempfile.TemporaryDirectory() as tmp:
         files = []
         for n in range(args.batch):  # a link each: every file is a source of its own
             files.append(Path(tmp) / f"cam-{n + 1}{clip.suffix}")
             files[-1].symlink_to(clip.resolve())
         rows = [_run(files, model, args, workers, Path(tmp) / f"state-{workers}") for workers in (1, args.workers)]
+    print(f"load average {_load()} after")
     print(
         f"{'run':<28} {'video s':>8} {'wall s':>7} {'x real time':>11} {'CPU %':>6} {'video s/CPU s':>13} "
-        f"{'decode %':>8} {'detect %':>8}"
+        f"{'decode %':>8} {'detect %':>8} {'start s':>7} {'tail s':>6}"
     )
     for row in rows:
         print(
             f"{row['name']:<28} {row['video_s']:>8.0f} {row['wall_s']:>7.1f} {row['video_s'] / row['wall_s']:>11.1f} "
             f"{100 * row['cpu_s'] / row['wall_s']:>6.0f} {row['video_s'] / row['cpu_s']:>13.1f} "
-            f"{row['decode_pct']:>8.0f} {row['detect_pct']:>8.0f}"
+            f"{row['decode_pct']:>8.0f} {row['detect_pct']:>8.0f} {row['start_s']:>7.1f} {row['tail_s']:>6.1f}"
         )
     same = rows[0]["cases"] == rows[1]["cases"]
     print(f"speed-up {rows[0]['wall_s'] / rows[1]['wall_s']:.2f}x; same cases in both runs: {'yes' if same else 'NO'}")
     print(
         "(CPU %: this process and its workers, 200 = both cores of a 2-core box; video s/CPU s: what one fully "
-        "used core reaches; decode %, detect %: shares of the workers' time on their files)"
+        "used core reaches; decode %, detect %: shares of the workers' time on their files; start s: until the "
+        "first file's first frame (the workers' imports and models); tail s: the end of the run with fewer files "
+        "left than workers, so that a core has no file)"
     )
 
 
@@ -83,10 +87,16 @@ def _run(files: list[Path], model: Path, args: argparse.Namespace, workers: int,
     config = AgentConfig.model_validate(
         {"agent_id": "bench", "state_dir": str(state), "detector": {"model": str(model)}, "sources": sources}
     )
+    reported: dict[str, list[float]] = {}  # source id -> wall times of its progress reports
+
+    def on_progress(source_id: str, done_s: float, duration_s: float | None) -> None:
+        reported.setdefault(source_id, []).append(time.perf_counter() - started)
+
     cpu_before = _cpu_s()
     started = time.perf_counter()
-    result = run_batch(config, config.sources, workers)
+    result = run_batch(config, config.sources, workers, on_progress)
     wall = time.perf_counter() - started
+    ended = sorted(times[-1] for times in reported.values())  # each file's last report: when it was done
     stages = _summed(result.summaries)
     busy = sum(stages.values()) or 1.0
     return {
@@ -97,6 +107,8 @@ def _run(files: list[Path], model: Path, args: argparse.Namespace, workers: int,
         "decode_pct": 100 * stages["decode+sample"] / busy,
         "detect_pct": 100 * stages["detect"] / busy,
         "cases": sorted((s.source_id, tuple(sorted(s.case_ids))) for s in result.summaries),
+        "start_s": min((times[0] for times in reported.values()), default=wall),
+        "tail_s": ended[-1] - ended[-workers] if 1 < workers <= len(ended) else 0.0,
     }
 
 
