@@ -2,11 +2,11 @@
 
 One process analyses one file on about one core (decoding, sampling and the pipeline are Python, the
 detector runs on one onnxruntime thread), so `edge-agent process a.mp4 b.mp4 ...` and an inbox with
-`workers` hand each file to one of N worker processes. When files run side by side, each is decoded on
-one thread, as a camera is: FFmpeg's frame threads would cost about 5 % more CPU a file (keyframes only,
-measured) for parallelism the other files already give. A worker loads the detectors once and runs the
-ordinary per-source pipeline on each file it is given, so a file's cases are those a one-at-a-time run
-gives (same ids, boxes and times).
+`workers` hand each file to one of N worker processes. When the files running at once are as many as
+the cores, each is decoded on one thread, as a camera is: FFmpeg's frame threads would cost 2 to 5 %
+more CPU a file (keyframes only, measured) for parallelism the other files already give. A worker
+loads the detectors once and runs the ordinary per-source pipeline on each file it is given, so a
+file's cases are those a one-at-a-time run gives (same ids, boxes and times).
 
 Cases come back to this process, the outbox's only writer: `Outbox` recovers at open by removing
 half-written case folders, so a second Outbox on the same folder could delete a case that another
@@ -82,9 +82,10 @@ class BatchPool:
             jobs.put(job)
         summaries: list[SourceSummary | None] = [None] * len(sources)
         lanes = min(self.workers, len(sources))
+        one_thread = files_fill_the_cores(lanes, len(os.sched_getaffinity(0)))
         slots = [
             threading.Thread(
-                target=self._slot, args=(jobs, summaries, stop, on_progress, lanes > 1), name=f"batch-{n}", daemon=True
+                target=self._slot, args=(jobs, summaries, stop, on_progress, one_thread), name=f"batch-{n}", daemon=True
             )
             for n in range(lanes)
         ]
@@ -105,10 +106,10 @@ class BatchPool:
             worker.close()
 
     def _slot(
-        self, jobs, summaries: list[SourceSummary | None], stop: threading.Event, on_progress, side_by_side: bool
+        self, jobs, summaries: list[SourceSummary | None], stop: threading.Event, on_progress, one_thread: bool
     ) -> None:
-        """One worker's share of the run: take files until none is left or `stop` is set; `side_by_side`:
-        other workers run files at the same time (decode on one thread)."""
+        """One worker's share of the run: take files until none is left or `stop` is set; `one_thread`:
+        decode them on one thread (the files running at once fill the cores)."""
         worker: _Worker | None = None
         while not stop.is_set():
             try:
@@ -121,7 +122,7 @@ class BatchPool:
                 worker = self._take_worker()
             self.busy[source.id] = worker.process.pid or 0
             try:
-                summaries[index] = worker.run_file(source, side_by_side, stop, self.outbox, self.on_case, on_progress)
+                summaries[index] = worker.run_file(source, one_thread, stop, self.outbox, self.on_case, on_progress)
             except Exception as exc:  # a bug on this side: that file fails, the others go on
                 log.exception("%s: the batch lost its worker", source.id)
                 summaries[index] = SourceSummary(source.id, error=f"unexpected {type(exc).__name__}: {exc}")
@@ -143,6 +144,12 @@ class BatchPool:
         except queue.Empty:
             pass
         return _Worker(self._context, self.config, self.logging_args, f"batch-worker-{next(self._names)}")
+
+
+def files_fill_the_cores(files_at_once: int, cores: int) -> bool:
+    """Whether files run at once leave FFmpeg's frame threads no core to use: then each file decodes on one
+    thread. A file alone, or fewer files than cores (a large box), keeps the frame threads."""
+    return files_at_once > 1 and files_at_once >= cores
 
 
 def _file_size(path: str) -> int:

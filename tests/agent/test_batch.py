@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.batch import BatchPool
+from agent.batch import BatchPool, files_fill_the_cores
 from agent.config import AgentConfig, PrivacyConfig, SourceConfig, default_config
 from agent.evidence.verify import verify_path
 from agent.progress import BatchProgress
@@ -101,6 +101,16 @@ def test_a_worker_killed_in_the_middle_of_a_file_costs_that_file_only(tmp_path: 
     assert set(north.case_ids) | set(south.case_ids) <= stored  # no case of the others is lost
     outbox.close()
     assert verify_path(tmp_path / "state" / "outbox", None)[0] == []  # what east stored before is whole
+
+
+@pytest.mark.parametrize(
+    "files_at_once, cores, one_thread",
+    [(1, 2, False), (2, 2, True), (3, 2, True), (2, 8, False), (8, 8, True), (1, 1, False)],
+)
+def test_files_decode_on_one_thread_only_when_they_fill_the_cores(files_at_once: int, cores: int, one_thread) -> None:
+    """FFmpeg's frame threads cost CPU that files decoded side by side leave no room for; a file alone, or a
+    few files on a large box, keep them (tests/streams/test_files.py: the frames are the same)."""
+    assert files_fill_the_cores(files_at_once, cores) is one_thread
 
 
 def test_the_largest_files_start_first_and_summaries_keep_the_given_order(tmp_path: Path, footage: list[Path]) -> None:
