@@ -2,9 +2,11 @@
 
 One process analyses one file on about one core (decoding, sampling and the pipeline are Python, the
 detector runs on one onnxruntime thread), so `edge-agent process a.mp4 b.mp4 ...` and an inbox with
-`workers` hand each file to one of N worker processes. A worker loads the detectors once and runs the
-ordinary per-source pipeline on each file it is given, so a file's cases are those a one-at-a-time run
-gives (same ids, boxes and times).
+`workers` hand each file to one of N worker processes. When the files running at once are as many as
+the cores, each is decoded on one thread, as a camera is: FFmpeg's frame threads would cost 2 to 5 %
+more CPU a file (keyframes only, measured) for parallelism the other files already give. A worker
+loads the detectors once and runs the ordinary per-source pipeline on each file it is given, so a
+file's cases are those a one-at-a-time run gives (same ids, boxes and times).
 
 Cases come back to this process, the outbox's only writer: `Outbox` recovers at open by removing
 half-written case folders, so a second Outbox on the same folder could delete a case that another
@@ -20,6 +22,7 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -71,17 +74,20 @@ class BatchPool:
     def run(
         self, sources: Sequence[SourceConfig], stop: threading.Event, on_progress: OnProgress | None = None
     ) -> list[SourceSummary]:
-        """Process every source, up to `workers` at a time; summaries in the order of `sources`.
+        """Process every source, up to `workers` at a time, the largest files first (a long file started
+        last would run alone at the end, the other cores idle); summaries in the order of `sources`.
         Setting `stop` ends each file at its current frame, with its pending clips stored."""
         jobs: queue.SimpleQueue[tuple[int, SourceConfig]] = queue.SimpleQueue()
-        for job in enumerate(sources):
+        for job in sorted(enumerate(sources), key=lambda job: -_file_size(job[1].url)):  # stable: ties keep order
             jobs.put(job)
         summaries: list[SourceSummary | None] = [None] * len(sources)
+        lanes = min(self.workers, len(sources))
+        one_thread = files_fill_the_cores(lanes, len(os.sched_getaffinity(0)))
         slots = [
             threading.Thread(
-                target=self._slot, args=(jobs, summaries, stop, on_progress), name=f"batch-{n}", daemon=True
+                target=self._slot, args=(jobs, summaries, stop, on_progress, one_thread), name=f"batch-{n}", daemon=True
             )
-            for n in range(min(self.workers, len(sources)))
+            for n in range(lanes)
         ]
         for slot in slots:
             slot.start()
@@ -99,8 +105,11 @@ class BatchPool:
                 return
             worker.close()
 
-    def _slot(self, jobs, summaries: list[SourceSummary | None], stop: threading.Event, on_progress) -> None:
-        """One worker's share of the run: take files until none is left or `stop` is set."""
+    def _slot(
+        self, jobs, summaries: list[SourceSummary | None], stop: threading.Event, on_progress, one_thread: bool
+    ) -> None:
+        """One worker's share of the run: take files until none is left or `stop` is set; `one_thread`:
+        decode them on one thread (the files running at once fill the cores)."""
         worker: _Worker | None = None
         while not stop.is_set():
             try:
@@ -113,7 +122,7 @@ class BatchPool:
                 worker = self._take_worker()
             self.busy[source.id] = worker.process.pid or 0
             try:
-                summaries[index] = worker.run_file(source, stop, self.outbox, self.on_case, on_progress)
+                summaries[index] = worker.run_file(source, one_thread, stop, self.outbox, self.on_case, on_progress)
             except Exception as exc:  # a bug on this side: that file fails, the others go on
                 log.exception("%s: the batch lost its worker", source.id)
                 summaries[index] = SourceSummary(source.id, error=f"unexpected {type(exc).__name__}: {exc}")
@@ -135,6 +144,20 @@ class BatchPool:
         except queue.Empty:
             pass
         return _Worker(self._context, self.config, self.logging_args, f"batch-worker-{next(self._names)}")
+
+
+def files_fill_the_cores(files_at_once: int, cores: int) -> bool:
+    """Whether files run at once leave FFmpeg's frame threads no core to use: then each file decodes on one
+    thread. A file alone, or fewer files than cores (a large box), keeps the frame threads."""
+    return files_at_once > 1 and files_at_once >= cores
+
+
+def _file_size(path: str) -> int:
+    """Bytes of a file, the stand-in for its duration when ordering a batch (0 for what is not a file)."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _logging_args() -> tuple[bool, str]:
@@ -159,13 +182,14 @@ class _Worker:
     def run_file(
         self,
         source: SourceConfig,
+        one_decoder_thread: bool,
         stop: threading.Event,
         outbox: Outbox,
         on_case: Callable[[], None],
         on_progress: OnProgress | None,
     ) -> SourceSummary:
         """Hand one file to the worker and serve its cases until its summary comes back."""
-        self.conn.send(source)
+        self.conn.send((source, one_decoder_thread))
         stopping = False
         while True:
             if stop.is_set() and not stopping:  # the worker ends the file at its frame and flushes its clips
@@ -233,7 +257,8 @@ class ParentOutbox:
 
 
 def _work(conn: Connection, config: AgentConfig, logging_args: tuple[bool, str]) -> None:
-    """A worker process: load the detectors once, then run each file sent until None (or the pipe closes)."""
+    """A worker process: load the detectors once, then run each (file, one decoder thread) sent until None
+    (or the pipe closes)."""
     setup_logging(*logging_args)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # the parent's stop: end the file at its frame
@@ -249,14 +274,16 @@ def _work(conn: Connection, config: AgentConfig, logging_args: tuple[bool, str])
     try:
         while not stop.is_set():
             try:
-                source = conn.recv()
+                job = conn.recv()
             except EOFError:
                 return
-            if source is None:
+            if job is None:
                 return
+            source, one_decoder_thread = job
             if pipeline is None:
                 outbox.send(("done", SourceSummary(source.id, error=refused)))
             else:
+                pipeline.one_decoder_thread = one_decoder_thread
                 outbox.send(("done", _run_one(pipeline, source, stop, outbox)))
     finally:
         if pipeline is not None:

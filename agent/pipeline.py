@@ -78,6 +78,7 @@ class Pipeline:
         self._backlogs: dict[str, DiskBacklog] = {}
         self.running: dict[str, RunningSource] = {}
         self.on_detect: Callable[[str, float], None] = lambda model, seconds: None  # (model name, inference s)
+        self.one_decoder_thread = False  # files: set by batch workers, whose files run side by side
         self.privacy = Privacy(config.privacy, config.state_dir / "private")
         self._frame_boxes: dict[str, FrameBoxes] = {}  # per source, where persons or plates are masked
         self.cleared = ClearedWriter(config, outbox, signer, self.privacy, self.detectors)  # `cleared` observations
@@ -117,6 +118,7 @@ class Pipeline:
             start_hint=hint,
             packets=ring_for(self.config.evidence, source),
             record_url=source.record_url,
+            one_decoder_thread=self.one_decoder_thread,
         )
 
     def run_source(

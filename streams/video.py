@@ -53,7 +53,8 @@ class VideoSource:
     With `packets` (a PacketRing) every encoded packet read is kept there too, for clips. With
     `record_url` (a camera's main stream beside `url`, its substream) the ring is filled from that
     input instead, by a reader that decodes nothing and reconnects on its own (`streams.record`);
-    `record_stats` say its state, `stats` the detect input's.
+    `record_stats` say its state, `stats` the detect input's. `one_decoder_thread` decodes a file on
+    one thread, as cameras are (several files decoded at once already use every core).
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class VideoSource:
         start_utc: datetime | None = None,
         start_hint: tuple[datetime, str] | None = None,
         record_url: str | None = None,
+        one_decoder_thread: bool = False,
     ) -> None:
         self.source_id = source_id
         self.url = url
@@ -79,6 +81,7 @@ class VideoSource:
         self.live_options = live_options or LiveOptions()
         self.sampler = sampler or TimeSampler(sample_fps)
         self.keyframes_only = keyframes_only  # files: decode keyframes only (cameras: live_options)
+        self.one_decoder_thread = one_decoder_thread  # files: no FFmpeg frame threads (other files fill the cores)
         self.start_utc = start_utc  # files: when recording began, when the container does not say (or is wrong)
         self.start_hint = start_hint  # files: (start, what said so) from telemetry, below creation_time
         self.packets = packets  # encoded packets for clips; None keeps none
@@ -238,7 +241,8 @@ class VideoSource:
             if not container.streams.video:
                 raise StreamError(f"{self.source_id}: {mask_url(self.url)} has no video stream")
             stream = container.streams.video[0]
-            tune_decoder(stream, one_thread=self.realtime, keyframes_only=self.keyframes_only)
+            one_thread = self.realtime or self.one_decoder_thread
+            tune_decoder(stream, one_thread=one_thread, keyframes_only=self.keyframes_only)
             self.duration_s = _duration_s(container, stream)
             self.frames_expected = stream.frames or None
             start_utc = self._start_time(container)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.batch import BatchPool
+from agent.batch import BatchPool, files_fill_the_cores
 from agent.config import AgentConfig, PrivacyConfig, SourceConfig, default_config
 from agent.evidence.verify import verify_path
 from agent.progress import BatchProgress
@@ -101,6 +101,37 @@ def test_a_worker_killed_in_the_middle_of_a_file_costs_that_file_only(tmp_path: 
     assert set(north.case_ids) | set(south.case_ids) <= stored  # no case of the others is lost
     outbox.close()
     assert verify_path(tmp_path / "state" / "outbox", None)[0] == []  # what east stored before is whole
+
+
+@pytest.mark.parametrize(
+    "files_at_once, cores, one_thread",
+    [(1, 2, False), (2, 2, True), (3, 2, True), (2, 8, False), (8, 8, True), (1, 1, False)],
+)
+def test_files_decode_on_one_thread_only_when_they_fill_the_cores(files_at_once: int, cores: int, one_thread) -> None:
+    """FFmpeg's frame threads cost CPU that files decoded side by side leave no room for; a file alone, or a
+    few files on a large box, keep them (tests/streams/test_files.py: the frames are the same)."""
+    assert files_fill_the_cores(files_at_once, cores) is one_thread
+
+
+def test_the_largest_files_start_first_and_summaries_keep_the_given_order(tmp_path: Path, footage: list[Path]) -> None:
+    """A long file given last would run alone at the end of a batch, the other cores idle: files start
+    largest first (size stands for length), while the summaries stay in the order given."""
+    given = sorted(footage, key=lambda video: video.stat().st_size)  # the shortest (south, 12 s) first
+    started: list[str] = []
+
+    def first_reports(source_id: str, media_s: float, duration_s: float | None) -> None:
+        if source_id not in started:
+            started.append(source_id)
+
+    outbox = Outbox(tmp_path / "state" / "outbox")
+    pool = BatchPool(batch_config(tmp_path / "state"), outbox, 1)
+    try:
+        summaries = pool.run([file_source(v) for v in given], threading.Event(), first_reports)
+    finally:
+        pool.close()
+        outbox.close()
+    assert [s.source_id for s in summaries] == [v.stem for v in given] == ["south", "east", "north"]
+    assert started == ["north", "east", "south"] and not any(s.problem for s in summaries)
 
 
 def test_process_refuses_several_videos_it_cannot_tell_apart(tmp_path: Path, footage: list[Path]) -> None:

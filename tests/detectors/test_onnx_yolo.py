@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -19,6 +20,18 @@ def test_letterbox_keeps_aspect_and_centres() -> None:
     assert scale == pytest.approx(0.5) and pad_x == 0 and pad_y == 40
     assert blob[0, 0, 160, 160] == pytest.approx(1.0)  # red lands in the R channel (RGB order)
     assert blob[0, 0, 10, 160] == pytest.approx(114 / 255)  # grey padding
+
+
+def test_letterbox_of_a_tile_view_is_the_plain_rgb_over_255_conversion() -> None:
+    """The blob is written plane by plane for speed; its values are exactly those of the plain
+    conversion, for a strided view into a larger frame (a tile) as for a whole image."""
+    frame = np.random.default_rng(3).integers(0, 256, (1000, 1200, 3), np.uint8)
+    tile = frame[100:900, 300:1100]  # 800x800, shrunk to 640
+    blob, scale, (pad_x, pad_y) = letterbox(tile, (640, 640))
+    resized = cv2.resize(tile, (640, 640), interpolation=cv2.INTER_LINEAR)
+    expected = resized[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+    assert blob.flags.c_contiguous and (scale, pad_x, pad_y) == (0.8, 0.0, 0.0)
+    np.testing.assert_array_equal(blob, expected)
 
 
 def test_nms_keeps_best_per_class_and_both_classes() -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from streams.video import VideoSource, truncation
 from tests.conftest import make_clip
@@ -125,3 +128,22 @@ def test_a_file_stopped_early_is_not_called_truncated(tmp_path: Path) -> None:
         if frame.media_s >= 2:
             stop.set()
     assert video.incomplete == ""
+
+
+def _extra_threads_while_decoding(source: VideoSource) -> int:
+    """The most OS threads (Python's and FFmpeg's) the process had beyond its own while `source` was read."""
+    before = len(os.listdir("/proc/self/task"))
+    return max(len(os.listdir("/proc/self/task")) for _ in source.frames()) - before
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc (Linux)")
+def test_a_file_of_a_parallel_batch_is_decoded_without_frame_threads(tmp_path: Path) -> None:
+    """Batch workers run files side by side, so each decodes on one thread (as cameras do): FFmpeg's frame
+    threads would only add CPU. A file read alone keeps them; the frames are the same either way."""
+    clip = make_clip(tmp_path / "clip.mp4", seconds=3, size="640x360", rate=15)
+    alone = VideoSource("cam", str(clip), sample_fps=5)
+    beside = VideoSource("cam", str(clip), sample_fps=5, one_decoder_thread=True)
+    assert _extra_threads_while_decoding(beside) < _extra_threads_while_decoding(alone)
+    frames = [list(VideoSource("cam", str(clip), 5, one_decoder_thread=one).frames()) for one in (False, True)]
+    assert [f.media_s for f in frames[0]] == [f.media_s for f in frames[1]] and len(frames[0]) == 15
+    assert all((a.image == b.image).all() for a, b in zip(*frames, strict=True))
