@@ -1,13 +1,17 @@
-"""Builds the detectors a configuration asks for: each model's backend, wrapped for tiling if configured,
-loaded once per process and shared by every source (onnxruntime sessions are thread-safe)."""
+"""Builds the detectors a configuration asks for: each model's backend, wrapped for tiling if configured
+and for the crop check its model names (or the configuration gives); loaded once per process and shared
+by every source (onnxruntime sessions are thread-safe)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from agent.config import AgentConfig, ConfigError, DetectorConfig, DetectorEntry
+from agent.config import AgentConfig, ConfigError, CropCheckConfig, DetectorConfig, DetectorEntry
 from detectors import Detector, ModelError
+from detectors.crop_check import DEFAULT_WEIGHT, CropCheckedDetector, CropCheckSpec, CropClassifier, own_spec
 from detectors.loading import load_detector
+from detectors.onnx_yolo import OnnxDetector
 from detectors.tiling import TiledDetector
 
 
@@ -21,11 +25,43 @@ class LoadedDetector:
 
 
 def build_detector(config: DetectorConfig, key: str = "detector") -> Detector:
-    """The loaded model; with `tiling`, a TiledDetector around it."""
+    """The loaded model; with a crop check, that around it; with `tiling`, a TiledDetector around both
+    (each tile's boxes are checked on the tile, before tiles are merged)."""
     try:
         detector = load_detector(config.model, config.min_score, config.iou, config.threads, config.thresholds)
     except ValueError as exc:  # a class the model lacks: only knowable once its class names are read
         raise ConfigError(f"{key}.thresholds: {exc}; give scores for the model's own class names") from None
+    spec = crop_check_spec(config.crop_check, config.model, detector, key)
+    if spec is not None:
+        if not isinstance(detector, OnnxDetector):
+            raise ConfigError(f"{key}.crop_check: needs an ONNX detection model; give crop_check.enabled: false")
+        try:
+            detector = CropCheckedDetector(detector, CropClassifier(spec.model, config.threads), spec)
+        except ModelError as exc:
+            raise ConfigError(
+                f"{key}.crop_check.model: {exc}; give a classifier from `edge-agent train-crop-check`"
+            ) from None
+        except ValueError as exc:  # a class either model lacks
+            raise ConfigError(f"{key}.crop_check: {exc}") from None
+    return _tiled(detector, config, key)
+
+
+def crop_check_spec(config: CropCheckConfig, model: Path, detector: Detector, key: str) -> CropCheckSpec | None:
+    """The configured check, else the one the model's metadata names, with `weight` applied; None when off."""
+    if not config.enabled:
+        return None
+    own = own_spec(detector, model)
+    if config.model is not None:
+        weight = config.weight or (own.weight if own else DEFAULT_WEIGHT)
+        return CropCheckSpec(config.model, config.checked_class, config.positive, weight)
+    if own is None:
+        if config.weight is not None:
+            raise ConfigError(f"{key}.crop_check.weight: the model names no crop check; give crop_check.model too")
+        return None
+    return own if config.weight is None else CropCheckSpec(own.model, own.checked_class, own.positive, config.weight)
+
+
+def _tiled(detector: Detector, config: DetectorConfig, key: str) -> Detector:
     tiling = config.tiling
     if tiling is None:
         return detector

@@ -66,6 +66,15 @@ class OnnxDetector:
             describe(self.class_names, min_score, self.thresholds),
         )
 
+    def floor(self, class_name: str) -> float:
+        """The score a box of `class_name` needs to leave the detector."""
+        return float(self._floors[self.class_names.index(class_name)])
+
+    def lower_floor(self, class_name: str, score: float) -> None:
+        """Let boxes of `class_name` out from `score` up: a stage after this one (the crop check) rescores them
+        and holds them to the class's own floor."""
+        self._floors[self.class_names.index(class_name)] = min(score, self.floor(class_name))
+
     def _kept(self, xyxy: np.ndarray, confidence: np.ndarray, class_id: np.ndarray, hw: tuple[int, ...]) -> Detections:
         """Boxes in image pixels over their class's floor: clipped to the image, NMS per class."""
         xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, hw[1])
@@ -97,7 +106,7 @@ class OnnxYoloDetector(OnnxDetector):
         already opened on `model_path` (load_detector opens it to tell the export's layout)."""
         self.session = session or open_session(model_path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
-        self.class_names = _class_names(model_path, meta)
+        self.class_names = metadata_class_names(model_path, meta)
         shape = self.session.get_inputs()[0].shape
         if len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
             raise ModelError(f"{model_path}: expected a fixed input of shape (1, 3, H, W), got {shape}")
@@ -178,7 +187,8 @@ def nms_per_class(xyxy: np.ndarray, scores: np.ndarray, class_id: np.ndarray, io
     """Indices kept by greedy non-maximum suppression, run separately for each class."""
     offset = class_id[:, None].astype(np.float32) * (xyxy.max() + 1)  # boxes of other classes never overlap
     boxes = xyxy + offset
-    order = scores.argsort()[::-1]
+    order = np.argsort(-scores, kind="stable")  # ties (int8 scores have few values) by anchor: the same box
+    # wins whichever weaker boxes are also candidates (the crop check lowers a class's floor)
     keep: list[int] = []
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     while order.size:
@@ -195,7 +205,7 @@ def nms_per_class(xyxy: np.ndarray, scores: np.ndarray, class_id: np.ndarray, io
     return np.array(keep, dtype=np.int64)
 
 
-def _class_names(model_path: Path, meta: dict[str, str]) -> tuple[str, ...]:
+def metadata_class_names(model_path: Path, meta: dict[str, str]) -> tuple[str, ...]:
     if "names" not in meta:
         raise ModelError(f"{model_path}: no class names in the model metadata; export it with `edge-agent export`")
     try:

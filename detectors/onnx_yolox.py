@@ -19,8 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from detectors import Detections, ModelError
-from detectors.onnx_yolo import OnnxDetector, open_session
-from detectors.onnx_yolo import _class_names as class_names_from_metadata
+from detectors.onnx_yolo import OnnxDetector, metadata_class_names, open_session
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +127,7 @@ def yolox_class_names(model_path: Path, meta: dict[str, str]) -> tuple[str, ...]
     An int8 copy (`<model>-int8.onnx`) shares its fp32 twin's names file.
     """
     if "names" in meta:
-        return class_names_from_metadata(model_path, meta)
+        return metadata_class_names(model_path, meta)
     stems = dict.fromkeys([model_path.stem, model_path.stem.removesuffix("-int8")])
     for stem in stems:
         names_file = model_path.with_name(f"{stem}.names")

@@ -6,6 +6,7 @@ from agent.config.privacy import PrivacyConfig
 from agent.config.rules import CasesConfig, CaseType, ColocatedConfig, RuleConfig
 from agent.config.schema import (
     AgentConfig,
+    CropCheckConfig,
     DetectorConfig,
     DetectorEntry,
     EvidenceConfig,
@@ -26,6 +27,7 @@ __all__ = [
     "CasesConfig",
     "ColocatedConfig",
     "ConfigError",
+    "CropCheckConfig",
     "DetectorConfig",
     "DetectorEntry",
     "EvidenceConfig",

@@ -64,6 +64,30 @@ class TilingConfig(_Strict):
         return self
 
 
+class CropCheckConfig(_Strict):
+    """A second look at one class's boxes by a crop classifier (detectors/crop_check.py): by default the
+    check the detection model names in its metadata (the garbage model's bin-vs-overflowing check)."""
+
+    enabled: bool = Field(default=True, description="false: the model's boxes as they are, unchecked")
+    model: Path | None = Field(
+        default=None, description="a classifier from `edge-agent train-crop-check`; default: the model's own"
+    )
+    checked_class: str = Field(default="overflow", description="with model: the detection class it checks")
+    positive: str = Field(default="overflowing", description="with model: the classifier's class that keeps a box")
+    weight: float | None = Field(
+        default=None, gt=0, le=1, description="the detector score's share of the fused score; default: the model's"
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _model_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not is_file(value):
+            raise ValueError(
+                "classifier file not found; give one made by `edge-agent train-crop-check`, or leave it out"
+            )
+        return value
+
+
 class DetectorConfig(_Strict):
     """The model and how its classes become case types."""
 
@@ -83,6 +107,9 @@ class DetectorConfig(_Strict):
         description="model class name -> case type; classes not listed never make a case",
     )
     tiling: TilingConfig | None = Field(default=None, description="large frames: detect on overlapping tiles")
+    crop_check: CropCheckConfig = Field(
+        default_factory=CropCheckConfig, description="a classifier's second look at one class's boxes"
+    )
 
     @field_validator("model")
     @classmethod
@@ -328,6 +355,7 @@ __all__ = [
     "AgentConfig",
     "CasesConfig",
     "ConfigError",
+    "CropCheckConfig",
     "DetectorEntry",
     "RuleConfig",
     "TilingConfig",

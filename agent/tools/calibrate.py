@@ -9,6 +9,7 @@ of the model's ONNX metadata (detectors.thresholds), where the detector reads th
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from agent.tools.evaluate import MAP_CONF, LabelledResult, detect_labelled, labelled_images, tally
 from agent.tools.training import source_group
+from detectors.crop_check import spec_from_metadata, with_own_crop_check
 from detectors.metrics import precision_recall_at, threshold_for_precision
 from detectors.onnx_yolo import OnnxYoloDetector
 from detectors.thresholds import THRESHOLDS_KEY
@@ -62,7 +64,9 @@ def calibrate(model: Path, data: Path, target: float | dict[str, float], threads
     `target` is one precision for every class, or per class ({"overflow": 0.9, "": 0.8}: "" for the rest),
     because a case type that must be trusted (overflow) and one that must be found (garbage) differ."""
     targets = {"": target} if isinstance(target, float) else dict(target)
-    detector = OnnxYoloDetector(model, min_score=MAP_CONF, threads=threads, model_thresholds=False)
+    detector = with_own_crop_check(  # the thresholds are chosen for the scores the agent will see
+        OnnxYoloDetector(model, min_score=MAP_CONF, threads=threads, model_thresholds=False), model, threads
+    )
     results, _ = detect_labelled(detector, labelled_images(data))
     names = detector.class_names
     half_a, half_b = source_halves(results)
@@ -113,19 +117,28 @@ def source_halves(results: list[LabelledResult]) -> tuple[list[LabelledResult], 
 
 def write_thresholds(model: Path, out: Path, thresholds: dict[str, float]) -> Path:
     """A copy of `model` (fp32 or int8 alike) with `thresholds` in its metadata; the original is untouched."""
+    return write_metadata(model, out, THRESHOLDS_KEY, json.dumps(thresholds, sort_keys=True))
+
+
+def write_metadata(model: Path, out: Path, key: str, value: str) -> Path:
+    """A copy of `model` with metadata `key` set to `value` (the rest kept); the original is untouched. The
+    crop check's classifier that the copy names is copied beside it too, so the copy runs where it lies."""
     try:
         import onnx
     except ImportError:
         raise RuntimeError("writing ONNX metadata needs the onnx package: pip install -e '.[test]'") from None
     if out.resolve() == model.resolve():
-        raise ValueError(f"--write {out}: give a new file; the model itself is left as it is")
+        raise ValueError(f"{out}: give a new file; the model itself is left as it is")
     proto = onnx.load(str(model))
-    kept = [p for p in proto.metadata_props if p.key != THRESHOLDS_KEY]
+    kept = [p for p in proto.metadata_props if p.key != key]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
-    proto.metadata_props.add(key=THRESHOLDS_KEY, value=json.dumps(thresholds, sort_keys=True))
+    proto.metadata_props.add(key=key, value=value)
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(out))
+    spec = spec_from_metadata(model, {p.key: p.value for p in proto.metadata_props})
+    if spec is not None and spec.model.is_file() and not (out.parent / spec.model.name).exists():
+        shutil.copy2(spec.model, out.parent / spec.model.name)
     return out
 
 

@@ -3,7 +3,8 @@ onnxruntime path the agent runs, and false positives per 1000 frames on footage 
 P, R and the confusion are taken at the model's per-class thresholds (its metadata) unless a single
 `conf` overrides them all; classes without one use DEFAULT_CONF. With `veto_with`, a second (general)
 model runs on every image and its cars, people and benches veto the boxes they mostly cover
-(detectors/vetoes.py), so the veto's effect is measured the same way.
+(detectors/vetoes.py), so the veto's effect is measured the same way. A crop check that the model names
+(detectors/crop_check.py) runs as in the agent unless `crop_check` is False, to measure what it adds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import yaml
 from tqdm import tqdm
 
 from detectors import Detections, Detector
+from detectors.crop_check import with_own_crop_check
 from detectors.loading import load_detector
 from detectors.metrics import ClassResult, Evaluation
 from detectors.onnx_yolo import OnnxYoloDetector
@@ -89,7 +91,7 @@ def labelled_images(data: Path) -> list[Path]:
 
 
 def detect_labelled(
-    detector: OnnxYoloDetector, images: list[Path], veto: Detector | None = None
+    detector: Detector, images: list[Path], veto: Detector | None = None
 ) -> tuple[list[LabelledResult], float]:
     """Run the detector (and the veto model, if any) on each readable image beside its labels; also the
     seconds spent detecting."""
@@ -126,13 +128,19 @@ def _veto_model(veto_with: Path | None, conf: float | None, threads: int) -> Det
 
 
 def evaluate(
-    model: Path, data: Path, conf: float | None = None, threads: int = 1, veto_with: Path | None = None
+    model: Path,
+    data: Path,
+    conf: float | None = None,
+    threads: int = 1,
+    veto_with: Path | None = None,
+    crop_check: bool = True,
 ) -> EvalReport:
     """`conf` None: P and R at the model's own per-class thresholds; a number: at it for every class."""
     detector = OnnxYoloDetector(model, min_score=MAP_CONF, threads=threads, model_thresholds=False)
     names = detector.class_names
     images = labelled_images(data)
-    results, inference_s = detect_labelled(detector, images, _veto_model(veto_with, conf, threads))
+    checked = with_own_crop_check(detector, model, threads) if crop_check else detector
+    results, inference_s = detect_labelled(checked, images, _veto_model(veto_with, conf, threads))
     if conf is None:
         used = {n: detector.stored_thresholds.get(n, DEFAULT_CONF) for n in names}
         origin = {n: "model" if n in detector.stored_thresholds else "default" for n in names}
@@ -151,13 +159,20 @@ def evaluate(
 
 
 def false_positives_per_1000(
-    model: Path, video: Path, conf: float | None = None, threads: int = 1, veto_with: Path | None = None
+    model: Path,
+    video: Path,
+    conf: float | None = None,
+    threads: int = 1,
+    veto_with: Path | None = None,
+    crop_check: bool = True,
 ) -> tuple[int, int, dict]:
     """Run on every frame of footage that shows no target: (frames, frames with a box, boxes per class);
     at the model's thresholds, or at `conf` for every class."""
-    detector = OnnxYoloDetector(
+    detector: Detector = OnnxYoloDetector(
         model, min_score=DEFAULT_CONF if conf is None else conf, threads=threads, model_thresholds=conf is None
     )
+    if crop_check:
+        detector = with_own_crop_check(detector, model, threads)
     veto = _veto_model(veto_with, conf, threads)
     source = VideoSource("negatives", str(video), sample_fps=1000)
     frames = flagged = 0

@@ -87,6 +87,35 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", type=Path, help="also write the results here")
     evaluate.set_defaults(func=_cmd_eval)
 
+    evaluate.add_argument(
+        "--no-crop-check",
+        action="store_true",
+        help="leave out the crop check the model names (edge-agent train-crop-check): what the check adds",
+    )
+    crops = sub.add_parser(
+        "train-crop-check",
+        help="train the classifier that takes a second look at one class's boxes (needs the train extra)",
+        description="Crops of a split's TRAINING side (made by edge-agent train): the labelled boxes of --checked "
+        "(kept), of --look-alikes (dropped) and, with --mistakes-of, that model's --checked boxes that match no "
+        "label (dropped); trains a YOLOv8n classifier on them, exports it to ONNX and, with --attach, writes a "
+        "copy of a detection model whose metadata names the check, which the agent then runs by default.",
+        epilog="example: edge-agent train-crop-check --data runs/split/data.yaml --mistakes-of "
+        "models/garbage-yolov8n-int8.onnx --out runs/crop-check --attach models/garbage-yolov8n-int8.onnx",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    crops.add_argument("--data", type=Path, required=True, help="the split's data.yaml (its train side is used)")
+    crops.add_argument("--out", type=Path, default=Path("runs/crop-check"), help="crops, logs, weights, ONNX")
+    crops.add_argument("--checked", default="overflow", help="the detection class whose boxes are checked")
+    crops.add_argument("--look-alikes", default="garbage_bin", help="classes, comma-separated, that are not it")
+    crops.add_argument("--mistakes-of", type=Path, help="an ONNX detector whose unlabelled boxes become negatives")
+    crops.add_argument("--imgsz", type=int, default=96)
+    crops.add_argument("--epochs", type=int, default=12)
+    crops.add_argument(
+        "--weight", type=float, default=0.7, help="with --attach: the detector score's share of the fused score"
+    )
+    crops.add_argument("--attach", type=Path, metavar="DETECTOR.onnx", help="name the check in a copy of this model")
+    crops.set_defaults(func=_cmd_train_crop_check)
+
     calibrate = sub.add_parser(
         "calibrate",
         help="per-class operating thresholds for a target precision on held-out images, into the model",
@@ -178,12 +207,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.scenario:
         results["events"] = _eval_scenario(args, model)
     if args.data:
-        report = ev.evaluate(model, args.data, args.conf, args.threads, veto_with)
+        report = ev.evaluate(model, args.data, args.conf, args.threads, veto_with, not args.no_crop_check)
         ev.print_report(report)
         results["held_out"] = report
     if args.negatives:
         frames, flagged, per_class = ev.false_positives_per_1000(
-            model, args.negatives, args.conf, args.threads, veto_with
+            model, args.negatives, args.conf, args.threads, veto_with, not args.no_crop_check
         )
         per_1000 = 1000 * sum(per_class.values()) / max(frames, 1)
         at = "the model's thresholds (0.30 where it has none)" if args.conf is None else f"conf {args.conf}"
@@ -204,6 +233,26 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if "held_out" in results:
             results["held_out"] = json.loads(ev.report_json(results["held_out"]))
         args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def _cmd_train_crop_check(args: argparse.Namespace) -> int:
+    from agent.tools import crop_check_training as cc
+
+    classes = cc.CropClasses(args.checked, tuple(n for n in args.look_alikes.split(",") if n))
+    try:
+        counts = cc.crop_dataset(args.data, args.out / "crops", classes, _model_path(args.mistakes_of))
+    except (OSError, KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("crops (side, class, origin): " + ", ".join(f"{'/'.join(k)} {v}" for k, v in sorted(counts.items())))
+    best = cc.train_classifier(args.out / "crops", args.out, args.imgsz, args.epochs)
+    onnx_path = cc.export_classifier(best, args.imgsz, args.out / f"{args.checked}-check.onnx")
+    print(f"wrote {onnx_path}")
+    if args.attach:
+        target = args.out / args.attach.name
+        cc.attach(_model_path(args.attach), onnx_path, classes, args.weight, target)
+        print(f"wrote {target}: it names {onnx_path.name}; ship the two side by side, and calibrate it anew")
     return 0
 
 

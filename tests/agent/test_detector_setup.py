@@ -1,4 +1,5 @@
-"""`detector.tiling` in a configuration: validated with the key named, and the detector wrapped with it."""
+"""`detector.tiling` and `detector.crop_check` in a configuration: validated with the key named, and the
+detector wrapped with them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import yaml
 
 from agent.config import ConfigError, parse_config
 from agent.detector_setup import build_detector
+from detectors.crop_check import CropCheckedDetector
 from detectors.onnx_yolo import OnnxYoloDetector
 from detectors.tiling import TiledDetector
 
@@ -58,3 +60,47 @@ def test_tiling_limits_known_only_from_the_model_are_checked_when_it_loads(tmp_p
         build_detector(config.detector)
     with pytest.raises(ConfigError, match=r"give tiling\.tile_px"):
         config_with(tmp_path, {"model": "builtin:garbage-pt", "tiling": {}})
+
+
+def test_the_garbage_model_runs_with_its_own_crop_check_unless_turned_off(tmp_path: Path) -> None:
+    checked = build_detector(config_with(tmp_path, {"model": "builtin:garbage"}).detector)
+    assert isinstance(checked, CropCheckedDetector) and checked.spec.checked_class == "overflow"
+    assert checked.class_names == ("garbage", "garbage_bin", "overflow")
+    stricter = build_detector(
+        config_with(tmp_path, {"model": "builtin:garbage", "crop_check": {"weight": 0.9}}).detector
+    )
+    assert isinstance(stricter, CropCheckedDetector) and stricter.spec.weight == 0.9
+    plain = build_detector(
+        config_with(tmp_path, {"model": "builtin:garbage", "crop_check": {"enabled": False}}).detector
+    )
+    assert isinstance(plain, OnnxYoloDetector)
+
+
+def test_a_model_without_a_check_runs_unchecked_and_refuses_a_score_for_none(tmp_path: Path) -> None:
+    assert isinstance(
+        build_detector(config_with(tmp_path, {"model": "builtin:vendors-aerial"}).detector), OnnxYoloDetector
+    )
+    config = config_with(tmp_path, {"model": "builtin:vendors-aerial", "crop_check": {"weight": 0.6}})
+    with pytest.raises(ConfigError, match=r"detector.crop_check.weight: the model names no crop check"):
+        build_detector(config.detector)
+
+
+@pytest.mark.parametrize(
+    "crop_check, expected",
+    [
+        ({"model": "missing.onnx"}, ["detector.crop_check.model", "classifier file not found"]),
+        ({"weight": 1.5}, ["detector.crop_check.weight", "less than or equal to 1"]),
+        ({"enable": False}, ["detector.crop_check.enable", "unknown key"]),
+    ],
+)
+def test_a_bad_crop_check_is_refused_with_its_key(tmp_path: Path, crop_check: dict, expected: list[str]) -> None:
+    with pytest.raises(ConfigError) as err:
+        config_with(tmp_path, {"model": "builtin:garbage", "crop_check": crop_check})
+    for text in expected:
+        assert text in str(err.value)
+
+
+def test_a_detection_model_given_as_the_classifier_is_refused_naming_the_key(tmp_path: Path) -> None:
+    config = config_with(tmp_path, {"model": "builtin:garbage", "crop_check": {"model": "builtin:vendors-aerial"}})
+    with pytest.raises(ConfigError, match=r"detector.crop_check.model: .*not a classification model"):
+        build_detector(config.detector)

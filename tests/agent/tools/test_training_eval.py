@@ -12,6 +12,8 @@ import pytest
 import yaml
 
 from agent.config.resources import builtin
+from agent.config.schema import DetectorConfig
+from agent.detector_setup import build_detector
 from agent.tools.evaluate import read_labels
 from agent.tools.training import source_group, split_by_source
 from detectors.metrics import box_iou
@@ -163,7 +165,7 @@ def test_shipped_model_finds_labelled_objects(class_name: str, model_path: Path)
     image = cv2.imread(str(image_path))
     true_xyxy, true_cls = read_labels(dataset / "labels" / (image_path.stem + ".txt"), image.shape[1], image.shape[0])
     class_id = CLASSES.index(class_name)
-    found = OnnxYoloDetector(model_path, min_score=0.25).detect(image)
+    found = build_detector(DetectorConfig(model=model_path, min_score=0.25)).detect(image)  # with its crop check
     found = found[found.class_id == class_id]
     assert len(found), f"no {class_name} found in {image_path.name}"
     assert box_iou(found.xyxy, true_xyxy[true_cls == class_id]).max() >= 0.5

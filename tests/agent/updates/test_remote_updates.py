@@ -14,6 +14,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config import resources
+from detectors import crop_check
 from protocol.signing import Signer
 from tests.agent.updates.helpers import AGENT, PREFIX, Agent, Platform, wait_for, write_config
 from tests.conftest import Broker, Receiver
@@ -82,6 +83,18 @@ def test_a_signed_configuration_restarts_only_the_changed_source_and_loses_no_ca
     assert "accepted before; not stored twice" in agent.log()  # the replayed file stored nothing twice
 
 
+def without_crop_check(model: bytes) -> bytes:
+    """The model without the crop check its metadata names: a model update is one file, and a check's
+    classifier is another (docs/remote-updates.md)."""
+    import onnx
+
+    proto = onnx.load_from_string(model)
+    kept = [p for p in proto.metadata_props if p.key != crop_check.METADATA_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    return proto.SerializeToString()
+
+
 def test_refused_rolled_back_and_model_updates_are_answered_on_the_ack_topic(tmp_path: Path, broker: Broker) -> None:
     platform = Platform(broker.port)
     data = config(tmp_path, broker, platform.write_key(tmp_path / "platform.pem"))
@@ -89,7 +102,11 @@ def test_refused_rolled_back_and_model_updates_are_answered_on_the_ack_topic(tmp
     state = tmp_path / "state"
     try:
         platform.wait_for_box()
-        model = resources.builtin("garbage-fp32").read_bytes()
+        checked = resources.builtin("garbage-fp32").read_bytes()  # names its crop check, which is not sent
+        acks = platform.send(platform.manifest("model-0", "model", checked), checked)
+        assert [a["status"] for a in acks] == ["accepted", "rejected"], acks
+        assert "crop_check.model" in acks[-1]["reason"] and "garbage-overflow-check.onnx" in acks[-1]["reason"]
+        model = without_crop_check(checked)
         acks = platform.send(platform.manifest("model-1", "model", model), model)
         version = hashlib.sha256(model).hexdigest()[:12]
         assert [a["status"] for a in acks] == ["accepted", "applied"], acks
