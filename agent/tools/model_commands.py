@@ -250,8 +250,9 @@ def _cmd_train_crop_check(args: argparse.Namespace) -> int:
     onnx_path = cc.export_classifier(best, args.imgsz, args.out / f"{args.checked}-check.onnx")
     print(f"wrote {onnx_path}")
     if args.attach:
-        target = args.out / args.attach.name
-        cc.attach(_model_path(args.attach), onnx_path, classes, args.weight, target)
+        detection_model = _model_path(args.attach)  # builtin:garbage names a file
+        target = args.out / detection_model.name
+        cc.attach(detection_model, onnx_path, classes, args.weight, target)
         print(f"wrote {target}: it names {onnx_path.name}; ship the two side by side, and calibrate it anew")
     return 0
 
