@@ -22,6 +22,7 @@ from tests.conftest import need_shared
 
 HELD_OUT_PILE = "000393_jpg.rf.957a04ba1a22bbbe739b3ffffaec6e81"  # a pile of the by-source held-out split
 FPS = 2
+CUT_GREY = 60  # mean grey change between frames at the sample's photo changes (88 there; at most 32 within a photo)
 
 
 def pile_photos(folder: Path) -> tuple[Path, Path]:
@@ -116,8 +117,9 @@ def patrol_car(state_dir: Path, video: Path | None = None, track: Path | None = 
 def without_case(case: dict, start: datetime, dest: Path, later: timedelta) -> Path:
     """The bundled sample (recorded from `start`) with `case`'s problem removed: from its first_seen, every
     box of its class the bundled detector finds is filled from around it (inpainted at 1/32 scale: no
-    texture left that the detector could take for the problem), until 1 s passes without one; encoded
-    with ffmpeg as recorded `later` (the next day)."""
+    texture left that the detector could take for the problem), until 1 s passes without one or the pan
+    cuts to the next photo (another place: its pile is another problem); encoded with ffmpeg as recorded
+    `later` (the next day)."""
     config = default_config()
     detector = build_detector(config.detector)
     wanted = next(name for name, kind in config.detector_entries[0].class_map.items() if kind == case["type"])
@@ -127,7 +129,7 @@ def without_case(case: dict, start: datetime, dest: Path, later: timedelta) -> P
         frames.append(read[1])
     seen = datetime.fromisoformat(case["first_seen"].replace("Z", "+00:00"))
     index, unseen = round((seen - start).total_seconds() * SAMPLE_FPS), 0
-    while index < len(frames) and unseen < SAMPLE_FPS:
+    while index < len(frames) and unseen < SAMPLE_FPS and not (index and _cut(frames[index - 1], frames[index])):
         found = detector.detect(frames[index])
         boxes = [b for b, c in zip(found.xyxy, found.class_id, strict=True) if found.class_names[c] == wanted]
         frames[index] = _filled(frames[index], boxes) if boxes else frames[index]
@@ -140,6 +142,12 @@ def without_case(case: dict, start: datetime, dest: Path, later: timedelta) -> P
     command += ["-pix_fmt", "yuv420p", "-metadata", f"creation_time={recorded}", str(dest)]
     subprocess.run(command, input=b"".join(f.tobytes() for f in frames), check=True)
     return dest
+
+
+def _cut(before: np.ndarray, after: np.ndarray) -> bool:
+    """Whether the sample's pan jumps to its next photo here (another place, so another problem)."""
+    grey = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.int16) for f in (before, after)]
+    return float(np.abs(grey[1] - grey[0]).mean()) > CUT_GREY
 
 
 def _filled(image: np.ndarray, boxes: list[np.ndarray], margin: int = 16, scale: int = 32) -> np.ndarray:
