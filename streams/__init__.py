@@ -90,4 +90,9 @@ def _mask_word(match: re.Match) -> str:
     return word if colon < 0 or colon + 1 == at else f"{word[: colon + 1]}***{word[at:]}"
 
 
-__all__ = ["Frame", "GeoPoint", "PositionFix", "StreamError", "mask_url"]
+def error_text(exc: BaseException) -> str:
+    """A library error's text without the URL password that FFmpeg appends to its messages."""
+    return mask_url(getattr(exc, "strerror", None) or str(exc))
+
+
+__all__ = ["Frame", "GeoPoint", "PositionFix", "StreamError", "error_text", "mask_url"]

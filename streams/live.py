@@ -23,7 +23,7 @@ from typing import Literal
 
 import av
 
-from streams import PositionFix, StreamError, mask_url
+from streams import PositionFix, StreamError, error_text
 from streams.health import Backoff, SourceStats, State
 from streams.packets import PacketRing, RingFeeder
 from streams.sampling import Sampler
@@ -201,7 +201,7 @@ class LiveReader:
         try:
             container = av.open(self.url, options=options, timeout=(opts.open_timeout_s, opts.stall_s))
         except (av.FFmpegError, OSError) as exc:
-            why = _reason(exc)
+            why = error_text(exc)
             if time.monotonic() - started >= opts.open_timeout_s * 0.9:  # FFmpeg's error text hides this
                 why = f"no answer within {opts.open_timeout_s:g} s ({why})"
             raise StreamError(f"{self.source_id}: cannot open {self.safe_url}: {why}") from exc
@@ -233,7 +233,7 @@ class LiveReader:
                 idle = time.monotonic() - last_frame
                 if idle >= self.options.stall_s * 0.9:
                     raise _Stalled(f"{self.source_id}: no frame for {idle:.1f} s") from exc
-                raise StreamError(f"{self.source_id}: read failed: {_reason(exc)}") from exc
+                raise StreamError(f"{self.source_id}: read failed: {error_text(exc)}") from exc
             now = time.monotonic()
             if now - last_frame >= self.options.stall_s:  # a read can return a stale packet after a pause
                 raise _Stalled(f"{self.source_id}: no frame for {now - last_frame:.1f} s")
@@ -266,8 +266,3 @@ class LiveReader:
                 self.stats.sampled += 1
                 if self.slot.put(Decoded(vframe, media_s, now, datetime.now(UTC))):
                     self.stats.dropped += 1
-
-
-def _reason(exc: BaseException) -> str:
-    """The error text without the URL (with its password) that FFmpeg appends to its messages."""
-    return mask_url(getattr(exc, "strerror", None) or str(exc))

@@ -19,7 +19,7 @@ import time
 
 import av
 
-from streams import StreamError, mask_url
+from streams import StreamError, error_text, mask_url
 from streams.health import SourceStats, State
 from streams.live import LiveOptions, LiveReader
 from streams.packets import PacketRing, RingFeeder
@@ -52,7 +52,7 @@ class RecordReader(LiveReader):
             except StopIteration:
                 return
             except (av.FFmpegError, OSError) as exc:
-                raise StreamError(f"{self.source_id}: read failed: {exc}") from exc
+                raise StreamError(f"{self.source_id}: read failed: {error_text(exc)}") from exc
             now = time.monotonic()
             if now - last_packet >= self.options.stall_s:  # a read can return a stale packet after a pause
                 self.stats.stalls += 1
@@ -90,5 +90,5 @@ class RecordReader(LiveReader):
                     self._keep(feeder, packet, time.monotonic(), tb)
             self.stats.set_state(State.ENDED)
         except (StreamError, av.FFmpegError, OSError) as exc:
-            log.error("%s: %s", self.source_id, exc)
-            self.stats.set_state(State.STOPPED, str(exc))
+            log.error("%s: %s", self.source_id, error_text(exc))
+            self.stats.set_state(State.STOPPED, error_text(exc))

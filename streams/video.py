@@ -17,7 +17,7 @@ from pathlib import Path
 
 import av
 
-from streams import Frame, StreamError, mask_url
+from streams import Frame, StreamError, error_text, mask_url
 from streams.health import Backoff, SourceStats, State
 from streams.live import Decoded, LatestSlot, LiveOptions, LiveReader, tune_decoder
 from streams.packets import PacketRing, RingFeeder
@@ -232,7 +232,7 @@ class VideoSource:
         try:
             return av.open(self.url)
         except (av.FFmpegError, OSError) as exc:
-            raise StreamError(f"{self.source_id}: cannot open {mask_url(self.url)}: {_reason(exc)}") from exc
+            raise StreamError(f"{self.source_id}: cannot open {mask_url(self.url)}: {error_text(exc)}") from exc
 
     def _read_once(self, stop: threading.Event) -> Iterator[Decoded]:
         self.stats.set_state(State.CONNECTING, f"opening {self.url}")
@@ -373,11 +373,6 @@ def _shortfall(
         f"truncated: {verb} {counted} frames, {reached_s:.1f} of {duration_s:.1f} s; "
         "the file ends early (an upload or copy cut short?)"
     )
-
-
-def _reason(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
-    return mask_url(text)
 
 
 __all__ = ["Backoff", "LiveOptions", "SourceStats", "VideoSource", "is_live", "mask_url", "truncation"]

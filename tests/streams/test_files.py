@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from streams.health import SourceStats, State
+from streams.live import LiveOptions
+from streams.packets import PacketRing
+from streams.record import RecordReader
 from streams.video import VideoSource, truncation
 from tests.conftest import make_clip
 
@@ -147,3 +151,14 @@ def test_a_file_of_a_parallel_batch_is_decoded_without_frame_threads(tmp_path: P
     frames = [list(VideoSource("cam", str(clip), 5, one_decoder_thread=one).frames()) for one in (False, True)]
     assert [f.media_s for f in frames[0]] == [f.media_s for f in frames[1]] and len(frames[0]) == 15
     assert all((a.image == b.image).all() for a, b in zip(*frames, strict=True))
+
+
+def test_a_record_file_that_fails_to_open_says_so_without_its_password(tmp_path: Path, caplog) -> None:
+    """FFmpeg's error text carries the name it was given; a password in it stays out of the log and the state."""
+    stats = SourceStats()
+    missing = tmp_path / "user:s3cret@cam-main.mp4"
+    reader = RecordReader("cam", str(missing), LiveOptions(), PacketRing(), stats)
+    reader.start()
+    reader.stop(join_s=10)
+    assert stats.state == State.STOPPED and "No such file" in stats.reason
+    assert "s3cret" not in stats.reason and "s3cret" not in caplog.text
