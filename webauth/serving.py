@@ -7,18 +7,17 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from pathlib import Path
 from typing import Any
 
 import uvicorn
+
+from webauth.settings import TlsFiles
 
 
 class ThreadedServer:
     """`app` served on `bind:port` (0: a free port), over TLS when given a certificate and key."""
 
-    def __init__(
-        self, app: Any, bind: str, port: int, section: str, name: str, tls: tuple[Path, Path] | None = None
-    ) -> None:
+    def __init__(self, app: Any, bind: str, port: int, section: str, name: str, tls: TlsFiles | None = None) -> None:
         """`section` names the configuration section in the error for a port that cannot be had."""
         self._server = uvicorn.Server(
             uvicorn.Config(
@@ -26,8 +25,8 @@ class ThreadedServer:
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
-                ssl_certfile=str(tls[0]) if tls else None,
-                ssl_keyfile=str(tls[1]) if tls else None,
+                ssl_certfile=str(tls.cert_file) if tls else None,
+                ssl_keyfile=str(tls.key_file) if tls else None,
             )
         )
         self._socket = _bound(bind, port, section)

@@ -41,11 +41,8 @@ class WebServer:
         app = build_app(
             auth, LiveView(view), self.cases, ZoneEditor(config_path, reloader, submit), settings.language, secure=True
         )
-        tls = settings.tls
         try:
-            self._server = ThreadedServer(
-                app, settings.bind, settings.port, "web", "web", (tls.cert_file, tls.key_file) if tls else None
-            )
+            self._server = ThreadedServer(app, settings.bind, settings.port, "web", "web", settings.tls)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         self.port = self._server.port

@@ -33,16 +33,8 @@ class ReviewServer:
             signer=SessionSigner(lifetime_s=settings.session_hours * 3600),
         )
         app = build_app(auth, self.store, config.store_dir, settings.language, settings.queue_limit, secure=True)
-        tls = settings.tls
         try:
-            self._server = ThreadedServer(
-                app,
-                settings.bind,
-                settings.port,
-                "review",
-                "review-page",
-                (tls.cert_file, tls.key_file) if tls else None,
-            )
+            self._server = ThreadedServer(app, settings.bind, settings.port, "review", "review-page", settings.tls)
         except ValueError:
             self.store.close()
             raise
