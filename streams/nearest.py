@@ -8,6 +8,8 @@ instant up to the frame shown nearest it: at most one keyframe interval of decod
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Sequence
 
 import av
@@ -16,6 +18,10 @@ import numpy as np
 from streams.packets import EncodedPacket
 
 log = logging.getLogger(__name__)
+
+# A 1080p decoder holds about 25 MB of frames while it runs: cameras raising cases at the same moment would
+# hold one each. Decodes beyond the cores only share them, so at most one a core runs at once.
+_DECODES = threading.BoundedSemaphore(len(os.sched_getaffinity(0)))
 
 
 def frame_near(packets: Sequence[EncodedPacket], t_s: float) -> tuple[np.ndarray, float] | None:
@@ -35,13 +41,21 @@ def frame_near(packets: Sequence[EncodedPacket], t_s: float) -> tuple[np.ndarray
     offset = next((p.media_s - p.pts * tb for p in same[start:] if p.pts is not None), None)
     if offset is None:
         return None
+    with _DECODES:
+        return _decode_nearest(same[start:], t_s, offset)
+
+
+def _decode_nearest(packets: Sequence[EncodedPacket], t_s: float, offset: float) -> tuple[np.ndarray, float] | None:
+    """Decode from `packets[0]` (a keyframe) until the frame shown nearest `t_s` has come out."""
+    params = packets[0].params
+    tb = float(params.time_base)
     codec = av.CodecContext.create(params.codec, "r")
     codec.extradata = params.extradata
     codec.thread_count = 1
     best: tuple[float, av.VideoFrame] | None = None
     passed = False  # a frame shown at or after `t_s` came out: frames come in display order, none later is nearer
     try:
-        for item in [*same[start:], None]:
+        for item in [*packets, None]:
             frames = codec.decode(None if item is None else _packet(item))
             for vframe in frames:
                 if vframe.pts is None:
