@@ -222,6 +222,15 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         "of the clip, the 1080p clip is kept encoded for evidence",
     )
     bench.add_argument(
+        "--stagger",
+        type=_at_least_one,
+        default=1,
+        metavar="K",
+        help="--streams: the cameras cycle through K clips, each starting 1/K of the bundled sample later, so "
+        "that their cases do not all fall in the same second (default 1: every camera shows the same moment, "
+        "a burst of cases at once)",
+    )
+    bench.add_argument(
         "--settings",
         type=parse_settings,
         help="--streams: run N cameras once per setting (full, keyframes, substream, substream-keyframes; "
@@ -229,6 +238,12 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         "print them side by side",
     )
     bench.set_defaults(func=_command)
+
+
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def _command(args: argparse.Namespace) -> int:

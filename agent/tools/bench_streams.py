@@ -229,7 +229,8 @@ def measure(clips: list[Path], model: Path, streams: int, seconds: float, proces
 
 def bench_streams(args: argparse.Namespace, model: Path) -> dict:
     """The `bench --streams N` command: a 1-stream run for the memory baseline, then N streams; prints a table."""
-    clips = list(args.clip) if args.clip else [default_clip(args.seconds)]
+    stagger = getattr(args, "stagger", 1)
+    clips = list(args.clip) if args.clip else [default_clip(args.seconds, n / stagger) for n in range(stagger)]
     if getattr(args, "substreams", False):
         args.detect_clips = [substream_clip(clip, args.seconds) for clip in clips]
     base = None
@@ -247,12 +248,23 @@ def bench_streams(args: argparse.Namespace, model: Path) -> dict:
     return run
 
 
-def default_clip(seconds: float) -> Path:
-    """The bench's own camera: 1920x1080, 25 fps, 4 Mb/s H.264 made from the bundled sample with ffmpeg."""
+def default_clip(seconds: float, start: float = 0.0) -> Path:
+    """The bench's own camera: 1920x1080, 25 fps, 4 Mb/s H.264 made from the bundled sample with ffmpeg,
+    looped from `start` (a share of the sample's length: cameras of `--stagger` show different moments)."""
     cache = Path(tempfile.gettempdir()) / "edge-agent-bench"
     cache.mkdir(exist_ok=True)
-    out = cache / f"sample-1920x1080p25-4M-{int(seconds)}s.mp4"
-    return make_clip(resources.builtin("sample"), out, 1080, 25, 4000, int(seconds + 1))
+    sample = resources.builtin("sample")
+    start_s = start * _duration_s(sample)
+    out = cache / f"sample-1920x1080p25-4M-{int(seconds)}s{f'-from{start_s:.1f}s' if start_s else ''}.mp4"
+    return make_clip(sample, out, 1080, 25, 4000, int(seconds + 1), start_s=start_s)
+
+
+def _duration_s(video: Path) -> float:
+    import av
+
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        return float(stream.duration * stream.time_base) if stream.duration else float(container.duration) / 1e6
 
 
 def substream_clip(clip: Path, seconds: float) -> Path:

@@ -8,6 +8,11 @@ import os
 import subprocess
 from pathlib import Path
 
+import cv2
+import numpy as np
+
+from agent.config import resources
+from agent.tools.bench_common import make_clip as make_bench_clip
 from agent.tools.bench_streams import bench_config
 from tests.conftest import REPO, agent_cmd, make_clip
 
@@ -112,3 +117,25 @@ def test_an_unknown_setting_is_named_with_the_accepted_ones(tmp_path: Path) -> N
         done.returncode == 2
         and "unknown setting substreams; accepted: full, keyframes, substream, substream-keyframes" in done.stderr
     )
+
+
+def test_staggered_cameras_show_the_sample_from_later_moments(tmp_path: Path) -> None:
+    # --stagger: cameras that do not all raise their cases in the same second
+    sample = resources.builtin("sample")
+    clip = make_bench_clip(sample, tmp_path / "from12.mp4", 360, 10, 800, 1, start_s=12.0)
+
+    def frame_at(video: Path, t_s: float) -> np.ndarray:
+        capture = cv2.VideoCapture(str(video))
+        capture.set(cv2.CAP_PROP_POS_MSEC, 1000 * t_s)
+        ok, image = capture.read()
+        assert ok
+        return image
+
+    first = frame_at(clip, 0.0).astype(np.float32)
+
+    def as_clip(image: np.ndarray) -> np.ndarray:  # the clip's scale-to-fill and centre crop to 16:9
+        top = (image.shape[0] - 360) // 2
+        return cv2.resize(image, (640, 480))[top : top + 360].astype(np.float32)
+
+    assert np.abs(first - as_clip(frame_at(sample, 12.0))).mean() < 12
+    assert np.abs(first - as_clip(frame_at(sample, 0.0))).mean() > 25
