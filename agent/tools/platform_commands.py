@@ -12,25 +12,25 @@ from agent.config import ConfigError, load_receiver_config
 
 
 def add_platform_parsers(sub: argparse._SubParsersAction) -> None:
-    export = sub.add_parser(
+    export = _platform_parser(
+        sub,
         "platform-export",
         help="write the platform cases of each street office as JSON (for the city's case system)",
         description="One file per street office, street-<name>.json, with every platform case's grid cell, "
         "case code, due time, reports and evidence; manual-dispatch.json for the cases without a grid cell.",
     )
-    export.add_argument("-c", "--config", type=Path, required=True, help="receiver YAML with a postgres section")
     export.add_argument("--out", type=Path, required=True, help="folder for the JSON files")
     export.add_argument("--street", help="only this street office (街道), as the grid layer names it")
     export.set_defaults(func=_cmd_export)
 
-    review = sub.add_parser(
+    review = _platform_parser(
+        sub,
         "platform-review",
         help="record an inspector's review of a platform case: confirm, reject with a reason, or correct the type",
         description="One decision per call (the review page, platform-review-page, writes the same rows); "
         "the latest decision of a case counts. "
         "Reasons: not_a_problem (a hard negative for training), duplicate, wrong_type, outside_rules.",
     )
-    review.add_argument("-c", "--config", type=Path, required=True, help="receiver YAML with a postgres section")
     review.add_argument("--case", type=int, required=True, help="the platform case id (platform-export shows it)")
     decision = review.add_mutually_exclusive_group(required=True)
     decision.add_argument("--confirm", action="store_true", help="a real problem of its type")
@@ -39,22 +39,23 @@ def add_platform_parsers(sub: argparse._SubParsersAction) -> None:
     review.add_argument("--reviewer", required=True, help="the inspector's name or id, kept with the decision")
     review.set_defaults(func=_cmd_review)
 
-    page = sub.add_parser(
+    page = _platform_parser(
+        sub,
         "platform-review-page",
         help="serve the inspectors' review page (the receiver YAML's review section) until Ctrl-C",
         description="A queue of new platform cases on a map of the grid, with their reports and evidence; "
         "confirm, reject with a reason or correct the type (keyboard: j/k, c, r, t), as platform-review does.",
+        needs="postgres and review sections",
     )
-    page.add_argument("-c", "--config", type=Path, required=True, help="receiver YAML with postgres and review")
     page.set_defaults(func=_cmd_review_page)
 
-    dataset = sub.add_parser(
+    dataset = _platform_parser(
+        sub,
         "platform-training-set",
         help="build a YOLO dataset from reviewed platform cases, for edge-agent train --data OUT/data.yaml",
         description="Confirmed (and corrected) cases' crops with their boxes as labels, cases rejected as "
         "not_a_problem as hard negatives, split by agent, source and day; data.yaml and reviewed.json count them.",
     )
-    dataset.add_argument("-c", "--config", type=Path, required=True, help="receiver YAML with a postgres section")
     dataset.add_argument("--out", type=Path, required=True, help="a new (or empty) folder for the dataset")
     dataset.add_argument("--classes", required=True, help="the model's class names in id order, comma-separated")
     dataset.add_argument(
@@ -65,13 +66,13 @@ def add_platform_parsers(sub: argparse._SubParsersAction) -> None:
     )
     dataset.set_defaults(func=_cmd_training_set)
 
-    load = sub.add_parser(
+    load = _platform_parser(
+        sub,
         "platform-loadtest",
         help="simulated agents against 1..n receivers sharing the PostgreSQL store: a table",
         description="Uses the receiver YAML's broker and database (use a scratch database: it adds cases). "
         "Prints cases stored per second, p50/p95 publish -> stored ack, lost and duplicated per receiver count.",
     )
-    load.add_argument("-c", "--config", type=Path, required=True, help="receiver YAML with a postgres section")
     load.add_argument("--receivers", type=int, nargs="+", default=[1, 3], help="receiver counts to run")
     load.add_argument("--agents", type=int, default=200)
     load.add_argument("--cases-per-minute", type=float, default=3.0, help="per agent")
@@ -79,6 +80,15 @@ def add_platform_parsers(sub: argparse._SubParsersAction) -> None:
     load.add_argument("--snapshot-bytes", type=int, default=40_000)
     load.add_argument("--resend", type=float, default=0.1, help="share of cases an agent sends twice")
     load.set_defaults(func=_cmd_loadtest)
+
+
+def _platform_parser(
+    sub: argparse._SubParsersAction, name: str, needs: str = "a postgres section", **kwargs: str
+) -> argparse.ArgumentParser:
+    """A platform command's parser, with the receiver YAML every one of them reads."""
+    parser = sub.add_parser(name, **kwargs)
+    parser.add_argument("-c", "--config", type=Path, required=True, help=f"receiver YAML with {needs}")
+    return parser
 
 
 def _postgres_config(path: Path):
