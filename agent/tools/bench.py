@@ -47,8 +47,9 @@ def run_baseline(clip: Path, weights: Path) -> dict:
     return _report("plain ultralytics loop", frames, frames, detections, frames / fps, wall, {})
 
 
-def run_agent(clip: Path, model: Path, kind: str, sample_fps: float) -> dict:
-    """The agent's own per-source loop, with a local outbox in a temporary folder."""
+def run_agent(clip: Path, model: Path, kind: str, sample_fps: float, keyframes_only: bool = False) -> dict:
+    """The agent's own per-source loop, with a local outbox in a temporary folder; `keyframes_only`: the
+    source decodes keyframes only (sources[].keyframes_only)."""
     import threading
 
     from agent.config import AgentConfig
@@ -63,7 +64,15 @@ def run_agent(clip: Path, model: Path, kind: str, sample_fps: float) -> dict:
                 "agent_id": "bench",
                 "state_dir": tmp,
                 "detector": {"model": str(model)},
-                "sources": [{"id": "bench", "kind": kind, "url": str(clip), "sample_fps": sample_fps}],
+                "sources": [
+                    {
+                        "id": "bench",
+                        "kind": kind,
+                        "url": str(clip),
+                        "sample_fps": sample_fps,
+                        "keyframes_only": keyframes_only,
+                    }
+                ],
             }
         )
         detector = OnnxYoloDetector(model, config.detector.min_score)
@@ -76,7 +85,7 @@ def run_agent(clip: Path, model: Path, kind: str, sample_fps: float) -> dict:
     stages |= {f"detect: {k}": v for k, v in detector.stage_s.items()}
     stages["detect: other"] = max(0.0, detect_s - sum(detector.stage_s.values()))
     return _report(
-        f"edge-agent ({kind}, <= {sample_fps:g}/s)",
+        f"edge-agent ({kind}, {'keyframes only' if keyframes_only else f'<= {sample_fps:g}/s'})",
         summary.frames_decoded,
         summary.frames_analysed,
         summary.detections,
@@ -109,7 +118,17 @@ def run_in_subprocess(args: list[str]) -> dict | None:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def bench(clip: Path | None, model: Path, weights: Path | None, kind: str, sample_fps: float, seconds: int) -> None:
+def bench(
+    clip: Path | None,
+    model: Path,
+    weights: Path | None,
+    kind: str,
+    sample_fps: float,
+    seconds: int,
+    keyframes_only: bool = False,
+) -> None:
+    """The side-by-side table per clip: the plain loop (with `weights`), the agent, and with `keyframes_only`
+    the agent decoding keyframes only; each ratio is against the plain loop."""
     clips: list[Path]
     cache = Path(tempfile.gettempdir()) / "edge-agent-bench"
     cache.mkdir(exist_ok=True)
@@ -126,11 +145,13 @@ def bench(clip: Path | None, model: Path, weights: Path | None, kind: str, sampl
         rows = []
         if weights:
             rows.append(run_in_subprocess(["baseline", str(path), str(weights)]))
-        rows.append(run_in_subprocess(["agent", str(path), str(model), kind, str(sample_fps)]))
-        _print_table([r for r in rows if r])
+        rows.append(run_in_subprocess(["agent", str(path), str(model), kind, str(sample_fps), "0"]))
+        if keyframes_only:
+            rows.append(run_in_subprocess(["agent", str(path), str(model), kind, str(sample_fps), "1"]))
+        _print_table([r for r in rows if r], baseline=weights is not None)
 
 
-def _print_table(rows: list[dict]) -> None:
+def _print_table(rows: list[dict], baseline: bool) -> None:
     print(
         f"{'pipeline':<34} {'x real time':>11} {'frames/s':>9} {'analysed/s':>10} {'ms/analysed':>11} "
         f"{'det/s':>6} {'CPU %':>6} {'peak RSS MB':>11}"
@@ -142,9 +163,11 @@ def _print_table(rows: list[dict]) -> None:
             f"{1000 * r['wall_s'] / max(r['analysed'], 1):>11.1f} {r['detections'] / r['wall_s']:>6.1f} "
             f"{100 * r['cpu_s'] / r['wall_s']:>6.0f} {r['peak_rss_mb']:>11.0f}"
         )
-    if len(rows) == 2:
-        ratio = (rows[1]["video_s"] / rows[1]["wall_s"]) / (rows[0]["video_s"] / rows[0]["wall_s"])
-        print(f"ratio (b)/(a) in streams one process keeps up with: {ratio:.1f}x")
+    if baseline and len(rows) >= 2:
+        plain = rows[0]["video_s"] / rows[0]["wall_s"]
+        for r in rows[1:]:
+            ratio = (r["video_s"] / r["wall_s"]) / plain
+            print(f"ratio {r['name']} / plain loop, in streams one process keeps up with: {ratio:.1f}x")
     for r in rows:
         if r["stage_ms_per_analysed_frame"]:
             stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms_per_analysed_frame"].items())
@@ -213,7 +236,8 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--keyframes-only",
         action="store_true",
-        help="--streams: the cameras decode keyframes only (sources[].keyframes_only)",
+        help="--streams: the cameras decode keyframes only (sources[].keyframes_only); without --streams: "
+        "one more row, the agent decoding keyframes only",
     )
     bench.add_argument(
         "--substreams",
@@ -277,7 +301,7 @@ def _command(args: argparse.Namespace) -> int:
     if weights is None:
         print("(no ultralytics: the baseline is skipped; pip install -e '.[train]' to compare)")
     for clip in args.clip or [None]:
-        bench(clip, model, weights, args.kind, args.sample_fps, args.seconds)
+        bench(clip, model, weights, args.kind, args.sample_fps, args.seconds, args.keyframes_only)
     return 0
 
 
@@ -286,5 +310,5 @@ if __name__ == "__main__":  # a worker: prints one JSON line
     if mode == "baseline":
         report = run_baseline(Path(rest[0]), Path(rest[1]))
     else:
-        report = run_agent(Path(rest[0]), Path(rest[1]), rest[2], float(rest[3]))
+        report = run_agent(Path(rest[0]), Path(rest[1]), rest[2], float(rest[3]), rest[4] == "1")
     print(json.dumps(report))

@@ -22,3 +22,10 @@ def test_stage_costs_stay_in_proportion(tmp_path: Path, model_path: Path) -> Non
     assert stages["tracking"] < inference
     # decoding 5 frames (and converting one to BGR) costs less than 5 inferences at 720p
     assert stages["decode+sample"] < 5 * inference
+
+
+def test_the_keyframes_only_row_decodes_only_keyframes(tmp_path: Path, model_path: Path) -> None:
+    clip = make_clip(tmp_path / "cam.mp4", seconds=8, size="1280x720", rate=25)  # a keyframe a second
+    report = run_agent(clip, model_path, kind="fixed", sample_fps=1, keyframes_only=True)
+    assert report["name"] == "edge-agent (fixed, keyframes only)"
+    assert report["decoded"] == 8 and 1 <= report["analysed"] <= 8
