@@ -42,6 +42,11 @@ class Auth:
     def session(self, request: Request) -> Session | None:
         return self.signer.read(request.cookies.get(SESSION_COOKIE))
 
+    @classmethod
+    def for_page(cls, user: str, password_hash: str, render: LoginPage, session_hours: float) -> Auth:
+        """A page's login, as its settings give it (`web:`, `review:`): sessions last `session_hours`."""
+        return cls(user, password_hash, render, signer=SessionSigner(lifetime_s=session_hours * 3600))
+
 
 class LoginGuard:
     """ASGI middleware in front of the whole app; a valid session is in `request.state.session`."""

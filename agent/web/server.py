@@ -18,7 +18,6 @@ from agent.web.zones import Submit, ZoneEditor
 from protocol.signing import PUBLIC_KEY_FILE
 from webauth.guard import Auth
 from webauth.serving import ThreadedServer
-from webauth.sessions import SessionSigner
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +31,8 @@ class WebServer:
         self.settings = settings
         outbox_dir, keys_dir = state_paths(view.config)
         self.cases = CaseBrowser(outbox_dir, keys_dir / PUBLIC_KEY_FILE, view.config.state_dir / "private")
-        auth = Auth(
-            settings.user,
-            settings.password_hash,
-            login_renderer(settings.language),
-            signer=SessionSigner(lifetime_s=settings.session_hours * 3600),
+        auth = Auth.for_page(
+            settings.user, settings.password_hash, login_renderer(settings.language), settings.session_hours
         )
         app = build_app(
             auth, LiveView(view), self.cases, ZoneEditor(config_path, reloader, submit), settings.language, secure=True

@@ -12,7 +12,6 @@ from cityplatform.review.app import build_app, login_renderer
 from cityplatform.store_postgres import PostgresStore
 from webauth.guard import Auth
 from webauth.serving import ThreadedServer
-from webauth.sessions import SessionSigner
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +25,8 @@ class ReviewServer:
             raise ValueError("the review page needs the receiver's postgres and review sections (docs/platform.md)")
         self.settings = settings
         self.store = PostgresStore(config.postgres, config.platform)
-        auth = Auth(
-            settings.user,
-            settings.password_hash,
-            login_renderer(settings.language),
-            signer=SessionSigner(lifetime_s=settings.session_hours * 3600),
+        auth = Auth.for_page(
+            settings.user, settings.password_hash, login_renderer(settings.language), settings.session_hours
         )
         app = build_app(auth, self.store, config.store_dir, settings.language, settings.queue_limit, secure=True)
         try:
