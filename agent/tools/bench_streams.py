@@ -32,6 +32,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import av
 import numpy as np
 
 from agent.config import AgentConfig, SourceConfig, load_config, resources
@@ -260,8 +261,6 @@ def default_clip(seconds: float, start: float = 0.0) -> Path:
 
 
 def _duration_s(video: Path) -> float:
-    import av
-
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
         return float(stream.duration * stream.time_base) if stream.duration else float(container.duration) / 1e6
