@@ -142,16 +142,16 @@ def bench(
         ]
     for path in clips:
         print(f"\n{path.name}")
-        rows = []
-        if weights:
-            rows.append(run_in_subprocess(["baseline", str(path), str(weights)]))
-        rows.append(run_in_subprocess(["agent", str(path), str(model), kind, str(sample_fps), "0"]))
+        plain = run_in_subprocess(["baseline", str(path), str(weights)]) if weights else None
+        agents = [run_in_subprocess(["agent", str(path), str(model), kind, str(sample_fps), "0"])]
         if keyframes_only:
-            rows.append(run_in_subprocess(["agent", str(path), str(model), kind, str(sample_fps), "1"]))
-        _print_table([r for r in rows if r], baseline=weights is not None)
+            agents.append(run_in_subprocess(["agent", str(path), str(model), kind, str(sample_fps), "1"]))
+        _print_table(plain, [r for r in agents if r])
 
 
-def _print_table(rows: list[dict], baseline: bool) -> None:
+def _print_table(plain: dict | None, agents: list[dict]) -> None:
+    """The rows side by side; with the plain loop's row (None when it did not run), each agent row's ratio to it."""
+    rows = [plain, *agents] if plain else agents
     print(
         f"{'pipeline':<34} {'x real time':>11} {'frames/s':>9} {'analysed/s':>10} {'ms/analysed':>11} "
         f"{'det/s':>6} {'CPU %':>6} {'peak RSS MB':>11}"
@@ -163,10 +163,9 @@ def _print_table(rows: list[dict], baseline: bool) -> None:
             f"{1000 * r['wall_s'] / max(r['analysed'], 1):>11.1f} {r['detections'] / r['wall_s']:>6.1f} "
             f"{100 * r['cpu_s'] / r['wall_s']:>6.0f} {r['peak_rss_mb']:>11.0f}"
         )
-    if baseline and len(rows) >= 2:
-        plain = rows[0]["video_s"] / rows[0]["wall_s"]
-        for r in rows[1:]:
-            ratio = (r["video_s"] / r["wall_s"]) / plain
+    if plain:
+        for r in agents:
+            ratio = (r["video_s"] / r["wall_s"]) / (plain["video_s"] / plain["wall_s"])
             print(f"ratio {r['name']} / plain loop, in streams one process keeps up with: {ratio:.1f}x")
     for r in rows:
         if r["stage_ms_per_analysed_frame"]:
