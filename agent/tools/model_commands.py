@@ -85,13 +85,13 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("-c", "--config", type=Path, help="with --scenario: rules and detector (default: built-in)")
     evaluate.add_argument("--out", type=Path, help="with --scenario: keep the video, track and outbox here")
     evaluate.add_argument("--json", type=Path, help="also write the results here")
-    evaluate.set_defaults(func=_cmd_eval)
-
     evaluate.add_argument(
         "--no-crop-check",
         action="store_true",
         help="leave out the crop check the model names (edge-agent train-crop-check): what the check adds",
     )
+    evaluate.set_defaults(func=_cmd_eval)
+
     crops = sub.add_parser(
         "train-crop-check",
         help="train the classifier that takes a second look at one class's boxes (needs the train extra)",
