@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -35,6 +36,11 @@ def make_clip(
     looped from `start_s` with ffmpeg (scaled to fill the frame and cropped: 1080 gives 1920x1080)."""
     width = round(height * 16 / 9 / 2) * 2
     if not out.exists():
+        if shutil.which("ffmpeg") is None:
+            raise SystemExit(
+                "bench: the benchmark clips are made with ffmpeg, which is not on PATH; install it "
+                "(Debian: apt-get install ffmpeg) and run the bench again"
+            )
         subprocess.run(
             [
                 "ffmpeg",

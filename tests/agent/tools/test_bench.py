@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from agent.tools import bench_common
 from agent.tools.bench import run_agent
 from tests.conftest import make_clip
 
@@ -29,3 +32,10 @@ def test_the_keyframes_only_row_decodes_only_keyframes(tmp_path: Path, model_pat
     report = run_agent(clip, model_path, kind="fixed", sample_fps=1, keyframes_only=True)
     assert report["name"] == "edge-agent (fixed, keyframes only)"
     assert report["decoded"] == 8 and 1 <= report["analysed"] <= 8
+
+
+def test_a_box_without_ffmpeg_is_told_to_install_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg anywhere on it
+    with pytest.raises(SystemExit, match="apt-get install ffmpeg"):
+        bench_common.make_clip(tmp_path / "in.mp4", tmp_path / "out.mp4", 360, 25, 768, 2)
+    assert not (tmp_path / "out.mp4").exists()
