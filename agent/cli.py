@@ -96,7 +96,12 @@ def _parser() -> argparse.ArgumentParser:
         help="several videos: how many are processed at once, each in a worker process (default: the cores, "
         "%(default)s here)",
     )
-    process.add_argument("-c", "--config", type=Path, help="configuration YAML (its sources are ignored)")
+    process.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="configuration YAML: detector, cases, evidence, uploader; sources, if any, are ignored",
+    )
     process.add_argument("--kind", default="drone", choices=["vehicle", "fixed", "drone", "bodycam"])
     process.add_argument("--sample-fps", type=float, default=None, help="frames per second to analyse")
     process.add_argument(
@@ -185,7 +190,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
     from agent.progress import BatchProgress, progress_bars
     from agent.runner import print_summary, run_agent, run_batch
 
-    base = _load(args.config)
+    base = load_config(args.config, sources_given=True) if args.config else default_config()
     videos: list[Path] = args.video
     if args.workers < 1:
         raise ConfigError(f"process --workers {args.workers}: give at least 1")

@@ -55,9 +55,9 @@ def looks_like_url(value: str) -> bool:
     return _SCHEME.match(value) is not None or (at > 0 and ":" in value[:at])
 
 
-def parse_model(model: type[Model], text: str, base_dir: Path, origin: str) -> Model:
-    """Parse YAML text into `model`; raise ConfigError listing every problem; log a warning for each
-    password written in the file itself."""
+def parse_model(model: type[Model], text: str, base_dir: Path, origin: str, context: dict | None = None) -> Model:
+    """Parse YAML text into `model` (its validators see `context`); raise ConfigError listing every problem;
+    log a warning for each password written in the file itself."""
     try:
         raw = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
@@ -69,7 +69,7 @@ def parse_model(model: type[Model], text: str, base_dir: Path, origin: str) -> M
     if problems:
         raise ConfigError(_report(origin, problems))
     try:
-        parsed = model.model_validate(prepared)
+        parsed = model.model_validate(prepared, context=context)
     except ValidationError as exc:
         raise ConfigError(_report(origin, [_describe(model, e) for e in exc.errors()])) from None
     for where in _plain_text_passwords(raw, ()):

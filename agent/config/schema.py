@@ -38,6 +38,8 @@ from protocol.broker import MqttConfig
 if TYPE_CHECKING:
     from cityplatform.config import ReceiverConfig
 
+SOURCES_GIVEN = "sources_given"  # validation context: the command supplies the sources (load_config)
+
 
 class TilingConfig(_Strict):
     """Tiled inference for frames much larger than the model input (drone photos and 4K video)."""
@@ -260,8 +262,9 @@ class AgentConfig(_Strict):
     web: WebConfig = Field(default_factory=WebConfig, description="the box's page: live view, zones, cases")
 
     @model_validator(mode="after")
-    def _something_to_watch(self) -> AgentConfig:
-        if not self.sources and self.inbox is None:
+    def _something_to_watch(self, info: ValidationInfo) -> AgentConfig:
+        sources_given = bool(info.context and info.context.get(SOURCES_GIVEN))  # `process` brings its own files
+        if not self.sources and self.inbox is None and not sources_given:
             raise ValueError("give at least one entry under sources, or an inbox folder")
         return self
 
@@ -317,9 +320,11 @@ class AgentConfig(_Strict):
         return sources
 
 
-def load_config(path: Path) -> AgentConfig:
-    """Read and validate a configuration file; raise ConfigError listing every problem."""
-    return parse_config(read_config_text(path), base_dir=path.resolve().parent, origin=str(path))
+def load_config(path: Path, sources_given: bool = False) -> AgentConfig:
+    """Read and validate a configuration file; raise ConfigError listing every problem. `sources_given`: the
+    command names the videos itself (`process`), so a file with only detector and case settings is enough."""
+    context = {SOURCES_GIVEN: True} if sources_given else None
+    return parse_config(read_config_text(path), base_dir=path.resolve().parent, origin=str(path), context=context)
 
 
 def load_receiver_config(path: Path) -> ReceiverConfig:
@@ -344,8 +349,8 @@ def default_config() -> AgentConfig:
     return parse_config(resources.DEFAULT_CONFIG.read_text(encoding="utf-8"), base_dir=Path.cwd(), origin="(built-in)")
 
 
-def parse_config(text: str, base_dir: Path, origin: str) -> AgentConfig:
-    config = parse_model(AgentConfig, text, base_dir, origin)
+def parse_config(text: str, base_dir: Path, origin: str, context: dict | None = None) -> AgentConfig:
+    config = parse_model(AgentConfig, text, base_dir, origin, context)
     if not config.state_dir.is_absolute():  # the default, which the loader did not see
         config = config.model_copy(update={"state_dir": base_dir / config.state_dir})
     return config

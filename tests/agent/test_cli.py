@@ -205,3 +205,14 @@ def test_every_file_the_help_names_exists(tmp_path: Path) -> None:
     done = run_cli("--help", cwd=tmp_path)
     named = set(re.findall(r"configs/[\w./-]+\.yaml", done.stdout))
     assert named and all((REPO / path).is_file() for path in named), named
+
+
+def test_process_takes_a_config_that_has_no_sources(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "footage.mp4", seconds=2)
+    config = tmp_path / "detector-only.yaml"
+    config.write_text("agent_id: office-pc-01\ndetector:\n  model: builtin:garbage\n  min_score: 0.4\n")
+    done = run_cli("process", str(clip), "-c", str(config), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "footage" in done.stdout
+    ran = run_cli("run", "-c", str(config), cwd=tmp_path)  # a camera agent still needs something to watch
+    assert ran.returncode == 2 and "give at least one entry under sources" in ran.stderr
