@@ -83,12 +83,16 @@ def test_uploader_killed_20_times_loses_and_duplicates_nothing(tmp_path: Path, b
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     try:
+        mid_upload = 0  # kills that found the upload unfinished after them
         for _ in range(20):
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(rng.uniform(0.3, 1.0))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-        assert not delivered(tmp_path / "outbox")  # the kills all landed during the upload
+            if delivered(tmp_path / "outbox"):
+                break  # a fast CPU finishes 25 MB between kills: the kills before this one landed mid-upload
+            mid_upload += 1
+        assert mid_upload >= 5, f"only {mid_upload} kills landed during the upload"
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert wait_until(lambda: delivered(tmp_path / "outbox"), timeout_s=120)
         proc.kill()
