@@ -20,8 +20,9 @@ import cv2
 import numpy as np
 
 from agent.config import resources
+from agent.tools.evaluate import read_labels
 from agent.tools.training import split_side
-from detectors import Detector
+from detectors import Detections, Detector
 from detectors.loading import load_detector
 from detectors.vetoes import coverage
 
@@ -31,20 +32,14 @@ PERSON_SCORE = 0.4
 ON_PEOPLE = 0.3  # a garbage box this much covered by a person is the mistake we want to teach away
 
 
-def label_boxes(label: Path, width: int, height: int) -> np.ndarray:
-    """The YOLO label file's boxes in pixels (N, 4); none when there is no file."""
-    rows = [line.split() for line in label.read_text().splitlines() if line.strip()] if label.exists() else []
-    boxes = []
-    for row in rows:
-        cx, cy, w, h = (float(v) for v in row[1:5])
-        boxes.append([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height])
-    return np.array(boxes, np.float32).reshape(-1, 4)
+def _person_boxes(found: Detections, min_score: float = 0.0) -> np.ndarray:
+    is_person = np.array([n == "person" for n in found.names()], bool).reshape(-1)
+    return found.xyxy[is_person & (found.confidence >= min_score)]
 
 
-def people_windows(image: np.ndarray, finder: Detector, labels: np.ndarray) -> list[np.ndarray]:
-    """Square crops around the persons `finder` sees in `image` that touch none of `labels`; one per group."""
-    found = finder.detect(image)
-    people = found.xyxy[np.array([n == "person" for n in found.names()], bool).reshape(-1)]
+def people_windows(image: np.ndarray, general: Detector, labels: np.ndarray) -> list[np.ndarray]:
+    """Square crops around the persons in `image` that touch none of `labels`; one per group."""
+    people = _person_boxes(general.detect(image), PERSON_SCORE)
     height, width = image.shape[:2]
     used = np.zeros(len(people), bool)
     crops = []
@@ -72,8 +67,7 @@ def looks_like_unlabelled_garbage(crop: np.ndarray, garbage: Detector, general: 
     boxes = found.xyxy[keep]
     if not len(boxes):
         return False
-    people = general.detect(crop)
-    persons = people.xyxy[np.array([n == "person" for n in people.names()], bool).reshape(-1)]
+    persons = _person_boxes(general.detect(crop))
     covered = coverage(boxes, persons).max(axis=1) if len(persons) else np.zeros(len(boxes))
     return bool((covered < ON_PEOPLE).any())
 
@@ -87,7 +81,6 @@ def main() -> None:
     )
     args = parser.parse_args()
     general = load_detector(resources.builtin("general"), 0.3, 0.5, threads=2)
-    finder = load_detector(resources.builtin("general"), PERSON_SCORE, 0.5, threads=2)
     loose = dict.fromkeys(("garbage", "garbage_bin", "overflow"), 0.25)
     garbage = load_detector(args.garbage_model, 0.25, 0.5, threads=2, thresholds=loose)
     datasets = args.shared / "datasets"
@@ -103,8 +96,8 @@ def main() -> None:
             continue
         labels = np.zeros((0, 4), np.float32)
         if kind == "cn":
-            labels = label_boxes(path.parent.parent / "labels" / f"{path.stem}.txt", image.shape[1], image.shape[0])
-        for k, window in enumerate(people_windows(image, finder, labels)):
+            labels, _ = read_labels(path.parent.parent / "labels" / f"{path.stem}.txt", image.shape[1], image.shape[0])
+        for k, window in enumerate(people_windows(image, general, labels)):
             jpeg = cv2.imencode(".jpg", window)[1]  # checked as training will read it
             if looks_like_unlabelled_garbage(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), garbage, general):
                 dropped += 1
