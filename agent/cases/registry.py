@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,6 +34,22 @@ CREATE TABLE IF NOT EXISTS sightings (
     sighting_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, revision INTEGER NOT NULL, seen TEXT
 );
 """
+
+_BUSY_S = 30.0  # how long a statement waits for another process's write (batch workers share the file)
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting for the other processes opening the file: SQLite answers "database is
+    locked" at once, without its busy wait, while another connection holds the file to do the same."""
+    deadline = time.monotonic() + _BUSY_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 @dataclass(frozen=True)
@@ -62,9 +79,20 @@ class CaseRegistry:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.remember = timedelta(days=remember_days)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=_BUSY_S)
+        _use_wal(self._db)
+        # the schema and its upgrades in one write transaction, taken at once: batch workers open the file
+        # together, and a read that turns into a write would fail on another's commit instead of waiting
+        self._db.executescript("BEGIN IMMEDIATE;" + _SCHEMA)
+        try:
+            self._upgrade()
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _upgrade(self) -> None:
+        """Add the columns a registry written by an older version lacks."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(known_cases)")}
         if "box" not in columns:  # databases from before fixed cameras matched by box
             self._db.execute("ALTER TABLE known_cases ADD COLUMN box TEXT")
