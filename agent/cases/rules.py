@@ -2,7 +2,8 @@
 
 One rule object per source. While a case is open, further sightings extend it instead of raising
 another; it closes after `close_after_s` unseen, or (moving cameras) when the camera has moved
-more than `max_distance_m` from where the case was raised.
+more than `max_distance_m` from where the case was raised and none of the tracks it was confirmed
+on is still in view (a tracked object is one problem, however far it is followed).
 
 The rule for a type is asked per frame with the frame's time, so a seasonal profile applies by
 date. Before a case is confirmed the rule also checks, where configured: active hours (frames
@@ -113,8 +114,8 @@ class PersistenceRule:
         for case_type in set(by_type) | set(self._states):
             rule = self._rule_for(case_type, frame.utc)
             state = self._states.setdefault(case_type, _TypeState())
-            self._expire(state, rule, frame)
             detections = by_type.get(case_type)
+            self._expire(state, rule, frame, detections)
             if detections is None or not len(detections) or not rule.active_at(local):
                 continue
             score = float(detections.confidence.max())
@@ -148,7 +149,7 @@ class PersistenceRule:
             confirmed.append(state.open_case)
         return confirmed
 
-    def _expire(self, state: _TypeState, rule: RuleConfig, frame: Frame) -> None:
+    def _expire(self, state: _TypeState, rule: RuleConfig, frame: Frame, detections: Detections | None) -> None:
         while state.hits and (frame.utc - state.hits[0].utc).total_seconds() > rule.window_s:
             state.hits.popleft()
         if state.presence is not None and (frame.utc - state.presence.last).total_seconds() > rule.window_s:
@@ -159,8 +160,16 @@ class PersistenceRule:
         unseen_s = (frame.utc - case.last_seen).total_seconds()
         where, here = case.best_frame.fix, frame.fix
         moved_m = distance_m(where.lat, where.lon, here.lat, here.lon) if where and here else 0.0
-        if unseen_s > rule.close_after_s or moved_m > rule.max_distance_m:
+        if unseen_s > rule.close_after_s or (moved_m > rule.max_distance_m and not _in_view(case, detections)):
             state.open_case = None
+
+
+def _in_view(case: Sighting, detections: Detections | None) -> bool:
+    """Whether one of the tracks the case was confirmed on is still in this frame: the same object, however
+    far the camera has driven meanwhile (a long straight view, a poor GPS fix)."""
+    if detections is None or detections.tracker_id is None or not case.track_ids:
+        return False
+    return bool(set(case.track_ids) & set(detections.tracker_id.tolist()))
 
 
 def _confirm(case_type: str, hits: deque[_Hit], track_ids: tuple[int, ...]) -> Sighting:

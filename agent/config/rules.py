@@ -104,7 +104,9 @@ class RuleConfig(_Strict):
     window_s: float = Field(default=10.0, gt=0)
     min_score: float = Field(default=0.35, ge=0, le=1, description="a frame counts when its best box scores this")
     close_after_s: float = Field(default=120.0, gt=0, description="an open case ends after this long unseen")
-    max_distance_m: float = Field(default=50.0, gt=0, description="moving cameras: a sighting farther away is new")
+    max_distance_m: float = Field(
+        default=50.0, gt=0, description="moving cameras: farther away is new, unless it is the case's own track"
+    )
     enabled: bool = Field(default=True, description="false: the type never counts (e.g. switched off by a season)")
     hours: list[HoursWindow] = Field(
         default_factory=list, description="local 'HH:MM-HH:MM' windows when the type counts; empty: all day"

@@ -12,7 +12,7 @@ import pytest
 from agent.cases.rules import PersistenceRule, Sighting
 from agent.config import CasesConfig
 from detectors import Detections
-from streams import Frame
+from streams import Frame, PositionFix
 from tests.conftest import need_shared
 
 BLACK = np.zeros((480, 640, 3), np.uint8)
@@ -248,3 +248,26 @@ def test_a_long_window_holds_the_pixels_of_two_frames_only() -> None:
     assert len(hits) == 40
     holding = [int(h.frame.image[0, 0, 0]) for h in hits if h.frame.image.size]
     assert holding == [7, 39]
+
+
+def tracked(track_id: int | None) -> Detections:
+    ids = None if track_id is None else np.array([track_id], np.int64)
+    return Detections(np.array([BOX], np.float32), np.array([0.9], np.float32), np.array([0], np.int32), tracker_id=ids)
+
+
+@pytest.mark.parametrize(
+    "track_ids, expected",
+    [
+        ([7] * 13, 1),  # one object followed for 120 m: one case, however far the car drove
+        ([None] * 13, 2),  # no tracker: past max_distance_m a sighting may be another pile
+        ([7] * 6 + [8] * 7, 2),  # another object beyond max_distance_m: another case
+    ],
+)
+def test_a_tracked_object_stays_one_case_past_max_distance(track_ids: list[int | None], expected: int) -> None:
+    rule = rule_with({"rules": {"garbage_pile": {"min_detections": 3, "max_distance_m": 50}}})
+    start, found = datetime(2026, 7, 1, 4, 0, tzinfo=UTC), []
+    for i, track_id in enumerate(track_ids):  # 10 m/s east along the equator, one analysed frame a second
+        utc = start + timedelta(seconds=i)
+        here = Frame("cam", i, utc, float(i), float(i), BLACK, PositionFix(0.0, i * 10 / 111_320, utc=utc))
+        found += rule.update(here, {"garbage_pile": tracked(track_id)})
+    assert len(found) == expected
