@@ -19,7 +19,7 @@ from detectors.onnx_yolo import OnnxYoloDetector
 from tests.agent.test_pipeline import demo_config, outbox_records
 from tests.conftest import need_shared
 
-PHOTO = "000782_jpg.rf.2c8356b8952d12556b735e3dc6156daa.jpg"  # held out; bin + garbage boxes, no overflow box
+PHOTO = "000392_jpg.rf.9b45be58d9be889f53b46dc03b451b67.jpg"  # held out; bin + garbage boxes, no overflow box
 NAMES = ("garbage", "garbage_bin", "overflow")
 BIN = [100, 100, 200, 300]  # 100 wide, 200 high: the top band is y 50..150, the foot band y 250..350
 
@@ -106,7 +106,7 @@ def test_case_record_says_which_evidence_raised_it(tmp_path: Path, case_validato
 
 
 def _photo_camera(tmp_path: Path, like):
-    """A fixed camera looking for 8 s at held-out photo 000782 (a bin the model boxes with garbage at it and
+    """A fixed camera looking for 8 s at held-out photo 000392 (a bin the model boxes with garbage at it and
     no overflow box: test_a_real_photo_with_garbage_at_a_bin_is_composed_at_that_bin)."""
     photo = need_shared("datasets/garbage-street-cn/train/images") / PHOTO
     clip = tmp_path / "photo.mp4"
