@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.backlog import DiskBacklog, Waiting
-from agent.cases.case import Case, EvidenceFile, case_id
+from agent.cases.case import Case, EvidenceFile, case_id, evidence_boxes
 from agent.cases.colocated import Colocator
 from agent.cases.locate import locate
 from agent.cases.overflow import OverflowEvidence
@@ -235,6 +235,7 @@ class Pipeline:
         best = sighting.best_detections
         explanation = self.colocator.explain(sighting.case_type, best) | self.overflow.explain(sighting.case_type, best)
         explanation |= sighting.explanation
+        explanation["boxes"] = evidence_boxes(shown_frame, shown)  # the record frame of a two-input camera: crop.jpg
         if cfg.detectors:  # the list form names its detectors; a `detector:` file's cases stay as they were
             explanation["detector"] = loaded.entry.id
         identity, revision, first_seen = self._identity(source, sighting, sighting_id, location, fixed_box)

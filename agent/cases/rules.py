@@ -26,7 +26,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from agent.cases.case import evidence_boxes
 from agent.cases.rule_checks import best_box, box_shift, boxes_change, pixel_change
 from agent.config.rules import RuleConfig
 from agent.geo.earth import distance_m
@@ -185,7 +184,6 @@ def _confirm(case_type: str, hits: deque[_Hit], track_ids: tuple[int, ...]) -> S
         score_sum=sum(scores),
         frames=len(scores),
         track_ids=track_ids,
-        explanation={"boxes": evidence_boxes(best.frame, best.detections)},
     )
 
 
