@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,12 +205,20 @@ def train(
 
 
 def export_onnx(weights: Path, imgsz: tuple[int, int], out_path: Path) -> Path:
-    """Export a rectangular, simplified ONNX model (height, width) that onnxruntime runs on the box."""
+    """Export a rectangular, simplified ONNX model (height, width) that onnxruntime runs on the box.
+
+    ultralytics writes the export beside the weights, under their name: exported in place, models/x.pt would
+    overwrite the shipped models/x.onnx. So the weights are exported from a copy in a scratch folder."""
+    import tempfile
+
     from ultralytics import YOLO
 
-    exported = YOLO(str(weights)).export(format="onnx", imgsz=list(imgsz), simplify=True, dynamic=False)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    Path(exported).replace(out_path)
+    with tempfile.TemporaryDirectory(prefix="edge-agent-export-") as scratch:
+        copy = Path(scratch) / weights.name
+        shutil.copyfile(weights, copy)
+        exported = YOLO(str(copy)).export(format="onnx", imgsz=list(imgsz), simplify=True, dynamic=False)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(exported, out_path)
     return out_path
 
 
