@@ -20,8 +20,9 @@ SPDX_IDS = {"AGPL-3.0", "Apache-2.0", "MIT", "BSD-3-Clause", "BSD-2-Clause", "GP
 
 
 def card_for(weights: Path) -> Path:
-    """garbage-yolov8n-int8.onnx, garbage-yolov8n.onnx and garbage-yolov8n.pt share garbage-yolov8n.md."""
-    return weights.with_name(weights.stem.removesuffix("-int8") + ".md")
+    """garbage-yolov8n-int8.onnx, garbage-yolov8n.onnx, garbage-yolov8n.pt and the same weights at another
+    input shape (garbage-yolov8n-416x224-int8.onnx) share garbage-yolov8n.md."""
+    return weights.with_name(re.sub(r"(-\d+x\d+)?(-int8)?$", "", weights.stem) + ".md")
 
 
 def licence_section(card: Path) -> str:

@@ -19,6 +19,9 @@ _BUILTINS = {
     "sample-telemetry": _ROOT / "samples" / "street-garbage.nmea",
     "garbage": _ROOT / "models" / "garbage-yolov8n-int8.onnx",  # static int8: same accuracy, faster (model card)
     "garbage-fp32": _ROOT / "models" / "garbage-yolov8n.onnx",
+    # the same weights at 416x224, for 16:9 frames: the two above name these, and the agent picks per frame
+    "garbage-416x224": _ROOT / "models" / "garbage-yolov8n-416x224-int8.onnx",
+    "garbage-416x224-fp32": _ROOT / "models" / "garbage-yolov8n-416x224.onnx",
     "garbage-pt": _ROOT / "models" / "garbage-yolov8n.pt",  # the same weights for ultralytics (bench, fine-tuning)
     "smoke": _ROOT / "models" / "smoke-yolov8n-int8.onnx",  # smoke and fire; int8 holds the accuracy (card)
     "smoke-fp32": _ROOT / "models" / "smoke-yolov8n.onnx",

@@ -112,6 +112,11 @@ class DetectorConfig(_Strict):
     crop_check: CropCheckConfig = Field(
         default_factory=CropCheckConfig, description="a classifier's second look at one class's boxes"
     )
+    other_inputs: bool = Field(
+        default=True,
+        description="use the other input shapes the model names (the garbage model's 416x224 for wide frames); "
+        "false: its own input only",
+    )
 
     @field_validator("model")
     @classmethod

@@ -18,6 +18,7 @@ import numpy as np
 from agent.tools.evaluate import MAP_CONF, LabelledResult, detect_labelled, labelled_images, tally
 from agent.tools.training import source_group
 from detectors.crop_check import spec_from_metadata, with_own_crop_check
+from detectors.input_shapes import METADATA_KEY as OTHER_INPUTS_KEY
 from detectors.metrics import precision_recall_at, threshold_for_precision
 from detectors.onnx_yolo import OnnxYoloDetector
 from detectors.thresholds import THRESHOLDS_KEY
@@ -140,6 +141,16 @@ def write_metadata(model: Path, out: Path, key: str, value: str) -> Path:
     if spec is not None and spec.model.is_file() and not (out.parent / spec.model.name).exists():
         shutil.copy2(spec.model, out.parent / spec.model.name)
     return out
+
+
+def name_other_inputs(model: Path, others: list[Path], out: Path) -> Path:
+    """A copy of `model` that names `others` (exports of the same weights at other input shapes, in `out`'s
+    folder) in its metadata, so the agent sends each frame to the shape that shows it largest
+    (detectors/input_shapes.py). Each of them keeps its own thresholds and crop check."""
+    for other in others:
+        if other.parent.resolve() != out.parent.resolve() or not other.is_file():
+            raise ValueError(f"{other}: the other input shapes must be files beside {out}")
+    return write_metadata(model, out, OTHER_INPUTS_KEY, json.dumps([other.name for other in others]))
 
 
 def print_calibration(report: CalibrationReport) -> None:

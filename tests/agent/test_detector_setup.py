@@ -1,16 +1,19 @@
-"""`detector.tiling` and `detector.crop_check` in a configuration: validated with the key named, and the
-detector wrapped with them."""
+"""`detector.tiling`, `detector.crop_check` and `detector.other_inputs` in a configuration: validated with the
+key named, and the detector wrapped with them."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from agent.config import ConfigError, parse_config
-from agent.detector_setup import build_detector
+from agent.config.resources import builtin
+from agent.detector_setup import build_detector, build_detectors
 from detectors.crop_check import CropCheckedDetector
+from detectors.input_shapes import ShapeMatchedDetector
 from detectors.onnx_yolo import OnnxYoloDetector
 from detectors.tiling import TiledDetector
 
@@ -63,17 +66,37 @@ def test_tiling_limits_known_only_from_the_model_are_checked_when_it_loads(tmp_p
 
 
 def test_the_garbage_model_runs_with_its_own_crop_check_unless_turned_off(tmp_path: Path) -> None:
-    checked = build_detector(config_with(tmp_path, {"model": "builtin:garbage"}).detector)
-    assert isinstance(checked, CropCheckedDetector) and checked.spec.checked_class == "overflow"
-    assert checked.class_names == ("garbage", "garbage_bin", "overflow")
+    family = build_detector(config_with(tmp_path, {"model": "builtin:garbage"}).detector)
+    assert isinstance(family, ShapeMatchedDetector)  # and at each of its input shapes, with that file's own check
+    assert [m.input_hw for m in family.members] == [(320, 320), (224, 416)]
+    for checked in family.members:
+        assert isinstance(checked, CropCheckedDetector) and checked.spec.checked_class == "overflow"
+        assert checked.class_names == ("garbage", "garbage_bin", "overflow")
+    square, wide = (m.inner.floor("garbage") for m in family.members)
+    assert square != wide  # each shape's own thresholds, calibrated on frames of its shape
     stricter = build_detector(
         config_with(tmp_path, {"model": "builtin:garbage", "crop_check": {"weight": 0.9}}).detector
     )
-    assert isinstance(stricter, CropCheckedDetector) and stricter.spec.weight == 0.9
+    assert isinstance(stricter, ShapeMatchedDetector)
+    assert all(isinstance(m, CropCheckedDetector) and m.spec.weight == 0.9 for m in stricter.members)
     plain = build_detector(
         config_with(tmp_path, {"model": "builtin:garbage", "crop_check": {"enabled": False}}).detector
     )
-    assert isinstance(plain, OnnxYoloDetector)
+    assert isinstance(plain, ShapeMatchedDetector)
+    assert all(isinstance(m, OnnxYoloDetector) for m in plain.members)
+
+
+def test_the_other_input_shapes_can_be_turned_off(tmp_path: Path) -> None:
+    square = build_detector(config_with(tmp_path, {"model": "builtin:garbage", "other_inputs": False}).detector)
+    assert isinstance(square, CropCheckedDetector) and square.input_hw == (320, 320)
+
+
+def test_a_model_naming_a_shape_that_is_not_beside_it_is_refused_with_the_name(tmp_path: Path) -> None:
+    alone = tmp_path / "garbage.onnx"
+    shutil.copyfile(builtin("garbage"), alone)  # names garbage-yolov8n-416x224-int8.onnx, not copied
+    config = config_with(tmp_path, {"model": str(alone), "crop_check": {"enabled": False}})
+    with pytest.raises(ConfigError, match=r"detector.model: .*garbage-yolov8n-416x224-int8.onnx .* not beside it"):
+        build_detectors(config)
 
 
 def test_a_model_without_a_check_runs_unchecked_and_refuses_a_score_for_none(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from agent.config import ConfigError
 from agent.config.schema import DetectorConfig
 from agent.detector_setup import build_detector
 from agent.tools.calibrate import write_thresholds
-from detectors import ModelError, crop_check
+from detectors import ModelError, crop_check, input_shapes
 from detectors.onnx_yolo import OnnxYoloDetector
 from detectors.thresholds import THRESHOLDS_KEY
 from tests.conftest import need_shared
@@ -35,12 +35,14 @@ def street() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def bare(model_path: Path, tmp_path_factory) -> Path:
-    """The shipped model without its thresholds (and its crop check, whose scores are not these tests'
-    concern: tests/detectors/test_crop_check.py): how every model exported before them looks."""
+    """The shipped model without its thresholds (and its crop check and other input shapes, which are not these
+    tests' concern: tests/detectors/test_crop_check.py, test_input_shapes.py): how every model exported before
+    them looks."""
     import onnx
 
     proto = onnx.load(str(model_path))
-    kept = [p for p in proto.metadata_props if p.key not in (THRESHOLDS_KEY, crop_check.METADATA_KEY)]
+    dropped = (THRESHOLDS_KEY, crop_check.METADATA_KEY, input_shapes.METADATA_KEY)
+    kept = [p for p in proto.metadata_props if p.key not in dropped]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
     path = tmp_path_factory.mktemp("bare") / "bare.onnx"

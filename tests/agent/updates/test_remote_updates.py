@@ -14,7 +14,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config import resources
-from detectors import crop_check
+from detectors import crop_check, input_shapes
 from protocol.signing import Signer
 from tests.agent.updates.helpers import AGENT, PREFIX, Agent, Platform, wait_for, write_config
 from tests.conftest import Broker, Receiver
@@ -84,12 +84,12 @@ def test_a_signed_configuration_restarts_only_the_changed_source_and_loses_no_ca
 
 
 def without_crop_check(model: bytes) -> bytes:
-    """The model without the crop check its metadata names: a model update is one file, and a check's
-    classifier is another (docs/remote-updates.md)."""
+    """The model without the crop check and the other input shapes its metadata names: a model update is one
+    file, and a check's classifier or another shape's export is another (docs/remote-updates.md)."""
     import onnx
 
     proto = onnx.load_from_string(model)
-    kept = [p for p in proto.metadata_props if p.key != crop_check.METADATA_KEY]
+    kept = [p for p in proto.metadata_props if p.key not in (crop_check.METADATA_KEY, input_shapes.METADATA_KEY)]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
     return proto.SerializeToString()
