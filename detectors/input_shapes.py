@@ -13,6 +13,7 @@ metadata (`edge_agent_other_inputs`, bare file names beside it), so the family t
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,8 @@ import numpy as np
 from detectors import Detections, Detector, ModelError
 
 METADATA_KEY = "edge_agent_other_inputs"
+
+log = logging.getLogger(__name__)
 
 
 def other_inputs(model_path: Path, metadata: dict[str, str]) -> list[Path]:
@@ -65,6 +68,7 @@ class ShapeMatchedDetector:
         self.class_names = first.class_names
         self.input_hw = first.input_hw  # what tiling cuts for: its tiles are square
         self.used = [0] * len(self.members)  # images each shape has had, for the bench and the log
+        self._told: set[tuple[int, int]] = set()  # image sizes whose shape the log has named
 
     @property
     def stage_s(self) -> dict[str, float]:
@@ -83,6 +87,11 @@ class ShapeMatchedDetector:
     def detect(self, image: np.ndarray) -> Detections:
         index = self.member_for(image.shape[:2])
         self.used[index] += 1
+        size = (image.shape[1], image.shape[0])
+        if size not in self._told:  # once a size: which input a camera's frames get is worth one line
+            self._told.add(size)
+            height, width = self.members[index].input_hw
+            log.info("%dx%d frames are detected at %dx%d (%s)", *size, width, height, self.members[index].name)
         return self.members[index].detect(image)
 
 
