@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -49,11 +50,17 @@ def shown_scale(image_hw: Sequence[int], input_hw: Sequence[int]) -> float:
     return min(input_hw[0] / image_hw[0], input_hw[1] / image_hw[1])
 
 
+class ShapedDetector(Detector, Protocol):
+    """A detector with a fixed input shape (ONNX detectors, and their crop check around them)."""
+
+    input_hw: tuple[int, int]
+
+
 class ShapeMatchedDetector:
     """Detectors of one model at several input shapes; each image goes to the one that shows it largest
     (the first on a tie). They must share their class names, as the case types map them."""
 
-    def __init__(self, members: Sequence[Detector]) -> None:
+    def __init__(self, members: Sequence[ShapedDetector]) -> None:
         if not members:
             raise ValueError("no detectors")
         first = members[0]
