@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -65,8 +66,13 @@ class Detector(Protocol):
         ...
 
 
+def is_bare_file_name(name: object) -> bool:
+    """Whether a file name read from a model's metadata (from outside) names a file beside the model, not a path."""
+    return isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name
+
+
 class ModelError(Exception):
     """A model file is missing, malformed or does not fit its configuration."""
 
 
-__all__ = ["Detections", "Detector", "ModelError"]
+__all__ = ["Detections", "Detector", "ModelError", "is_bare_file_name"]

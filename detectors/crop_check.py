@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detectors import Detections, Detector, ModelError
+from detectors import Detections, Detector, ModelError, is_bare_file_name
 from detectors.onnx_yolo import OnnxDetector, metadata_class_names, open_session
 
 METADATA_KEY = "edge_agent_crop_check"
@@ -54,7 +54,7 @@ def spec_from_metadata(model_path: Path, metadata: dict[str, str]) -> CropCheckS
         name, checked, positive, weight = spec["model"], spec["class"], spec["positive"], float(spec["weight"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{model_path}: unreadable {METADATA_KEY} metadata ({exc})") from None
-    if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+    if not is_bare_file_name(name):
         raise ModelError(f"{model_path}: {METADATA_KEY} must name a file beside the model, got {name!r}")
     if not 0 < weight <= 1:
         raise ModelError(f"{model_path}: {METADATA_KEY} weight must be in (0, 1], got {weight}")

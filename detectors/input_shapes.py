@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from detectors import Detections, Detector, ModelError
+from detectors import Detections, Detector, ModelError, is_bare_file_name
 
 METADATA_KEY = "edge_agent_other_inputs"
 
@@ -40,7 +40,7 @@ def other_inputs(model_path: Path, metadata: dict[str, str]) -> list[Path]:
     if not isinstance(names, list):
         raise ModelError(f"{model_path}: {METADATA_KEY} must be a list of file names, got {raw!r}")
     for name in names:
-        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+        if not is_bare_file_name(name):
             raise ModelError(f"{model_path}: {METADATA_KEY} must name files beside the model, got {name!r}")
     return [model_path.parent / name for name in names]
 
