@@ -29,10 +29,12 @@ def frame_near(packets: Sequence[EncodedPacket], t_s: float) -> tuple[np.ndarray
     packets hold no keyframe of the connection around `t_s` (or cannot be decoded)."""
     if not packets:
         return None
-    nearest = min(range(len(packets)), key=lambda i: abs(packets[i].media_s - t_s))
-    params = packets[nearest].params  # one connection: a reconnect starts another timeline
+    params = min(packets, key=lambda p: abs(p.media_s - t_s)).params  # a reconnect starts another timeline
     same = [p for p in packets if p.params is params]
-    start = next((i for i in range(len(same) - 1, -1, -1) if same[i].keyframe and same[i].media_s <= t_s), None)
+    # from the last keyframe at or before the packet shown nearest `t_s`, not before `t_s` itself: an instant
+    # just before a keyframe is shown by that keyframe, and decoding the whole interval before it is waste
+    nearest = min(range(len(same)), key=lambda i: abs(same[i].media_s - t_s))
+    start = next((i for i in range(nearest, -1, -1) if same[i].keyframe), None)
     if start is None:
         start = next((i for i, p in enumerate(same) if p.keyframe), None)
         if start is None:

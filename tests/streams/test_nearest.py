@@ -57,6 +57,21 @@ def test_the_frame_nearest_the_instant_comes_from_its_last_keyframe(packets: lis
         assert np.array_equal(image, frames[index])
 
 
+def test_an_instant_just_before_a_keyframe_decodes_that_keyframe_only(
+    packets: list[EncodedPacket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a detection 20 ms before the record input's keyframe is shown by the keyframe: decoding the second of
+    # frames before it (a whole keyframe interval, the largest part of a case's cost) found the same frame
+    decode, handed = nearest._decode_nearest, []
+    monkeypatch.setattr(nearest, "_decode_nearest", lambda p, *rest: handed.append(p) or decode(p, *rest))
+    keyframe_s = next(p.media_s for p in packets if p.keyframe and p.media_s > 0.5)
+    found = frame_near(packets, keyframe_s - 0.02)
+    assert found is not None
+    assert found[1] == pytest.approx(keyframe_s, abs=1e-3)
+    assert np.array_equal(found[0], decoded_frames(packets)[round(keyframe_s * RATE)])
+    assert handed[0][0].media_s == pytest.approx(keyframe_s), "decoding began a keyframe interval earlier"
+
+
 def test_cases_at_the_same_moment_decode_at_most_one_a_core_and_each_gets_its_frame(
     packets: list[EncodedPacket], monkeypatch: pytest.MonkeyPatch
 ) -> None:
