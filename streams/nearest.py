@@ -1,8 +1,8 @@
 """One frame decoded from a ring of encoded packets: the record input's frame nearest an instant.
 
 A two-input camera's main stream is kept encoded (`streams.record`); a case needs one full-resolution
-frame of it for its snapshot, so only then is it decoded, from the last keyframe at or before the
-instant up to the frame shown nearest it: at most one keyframe interval of decoding, once per case.
+frame of it for its snapshot, so only then is it decoded, up to the frame shown nearest the instant from
+the last keyframe at or before that frame: at most one keyframe interval of decoding, once per case.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ def frame_near(packets: Sequence[EncodedPacket], t_s: float) -> tuple[np.ndarray
         return None
     params = min(packets, key=lambda p: abs(p.media_s - t_s)).params  # a reconnect starts another timeline
     same = [p for p in packets if p.params is params]
-    # from the last keyframe at or before the packet shown nearest `t_s`, not before `t_s` itself: an instant
-    # just before a keyframe is shown by that keyframe, and decoding the whole interval before it is waste
+    # an instant just before a keyframe is shown by that keyframe: decoding the interval before it is waste
     nearest = min(range(len(same)), key=lambda i: abs(same[i].media_s - t_s))
     start = next((i for i in range(nearest, -1, -1) if same[i].keyframe), None)
     if start is None:
