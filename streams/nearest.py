@@ -29,10 +29,11 @@ def frame_near(packets: Sequence[EncodedPacket], t_s: float) -> tuple[np.ndarray
     packets hold no keyframe of the connection around `t_s` (or cannot be decoded)."""
     if not packets:
         return None
-    params = min(packets, key=lambda p: abs(p.media_s - t_s)).params  # a reconnect starts another timeline
+    closest = min(packets, key=lambda p: abs(p.media_s - t_s))
+    params = closest.params  # one connection: a reconnect starts another timeline
     same = [p for p in packets if p.params is params]
     # an instant just before a keyframe is shown by that keyframe: decoding the interval before it is waste
-    nearest = min(range(len(same)), key=lambda i: abs(same[i].media_s - t_s))
+    nearest = next(i for i, p in enumerate(same) if p is closest)
     start = next((i for i in range(nearest, -1, -1) if same[i].keyframe), None)
     if start is None:
         start = next((i for i, p in enumerate(same) if p.keyframe), None)
