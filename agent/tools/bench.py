@@ -249,9 +249,9 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         type=_at_least_one,
         default=1,
         metavar="K",
-        help="--streams: the cameras cycle through K clips, each starting 1/K of the bundled sample later, so "
-        "that their cases do not all fall in the same second (default 1: every camera shows the same moment, "
-        "a burst of cases at once)",
+        help="--streams: the cameras cycle through K moments of the bundled sample, 1/K of its length apart (cut "
+        "from one encode), so that their cases do not all fall in the same second; K = N gives each camera its "
+        "own moment (default 1: every camera shows the same moment, a burst of cases at once)",
     )
     bench.add_argument(
         "--settings",

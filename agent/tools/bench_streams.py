@@ -32,14 +32,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import av
 import numpy as np
 
-from agent.config import AgentConfig, SourceConfig, load_config, resources
+from agent.config import AgentConfig, SourceConfig, load_config
 from agent.detector_setup import build_detectors
 from agent.pipeline import Pipeline, state_paths
 from agent.runner import _guarded, check_class_map
-from agent.tools.bench_common import make_clip, process_usage
+from agent.tools.bench_clips import staggered_clips, substream_clip
+from agent.tools.bench_common import process_usage
 from protocol.signing import Signer
 from streams import Frame
 from streams.video import VideoSource
@@ -83,10 +83,12 @@ def run_streams(
     config_file: Path | None = None,
     keyframes_only: bool = False,
     detect_clips: list[Path] | None = None,
+    waits: list[float] | None = None,
 ) -> dict:
     """Run `streams` paced sources (numbers `first`.. of `of` in all) in this process for `seconds`; the
     report as a dict (see the module's docstring). `config_file`: see `bench_config`. `detect_clips`: the
-    substream of each clip (same order): every camera then has two inputs."""
+    substream of each clip (same order): every camera then has two inputs. `waits`: how long a camera of
+    each clip waits before it plays (`--stagger`)."""
     with tempfile.TemporaryDirectory() as tmp:
         sources = []
         for i in range(streams):
@@ -130,7 +132,8 @@ def run_streams(
         period_s = 1.0 / sample_fps
 
         def run_one(index: int, source) -> None:
-            if not stop.wait((first + index) * period_s / (of or streams)):  # cameras are not in step
+            wait_s = waits[(first + index) % len(waits)] if waits else 0.0
+            if not stop.wait(wait_s + (first + index) * period_s / (of or streams)):  # cameras are not in step
                 summaries.append(_guarded(pipeline, source, stop, on_frame_for(source.id)))
 
         threads = [
@@ -140,7 +143,7 @@ def run_streams(
         started, cpu_before = time.monotonic(), process_usage()[0]
         for t in threads:
             t.start()
-        timer = threading.Timer(seconds + period_s, stop.set)
+        timer = threading.Timer(seconds + period_s + max(waits or [0.0]), stop.set)
         timer.start()
         for t in threads:
             t.join()
@@ -201,6 +204,8 @@ def _start_worker(clips: list[Path], model: Path, streams: int, first: int, seco
     command += ["--keyframes-only"] if args.keyframes_only else []
     for detect in getattr(args, "detect_clips", None) or []:
         command += ["--detect-clip", str(detect)]
+    for wait_s in getattr(args, "waits", None) or []:
+        command += ["--wait", f"{wait_s:.3f}"]
     command += [*map(str, clips)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -230,8 +235,10 @@ def measure(clips: list[Path], model: Path, streams: int, seconds: float, proces
 
 def bench_streams(args: argparse.Namespace, model: Path) -> dict:
     """The `bench --streams N` command: a 1-stream run for the memory baseline, then N streams; prints a table."""
-    stagger = getattr(args, "stagger", 1)
-    clips = list(args.clip) if args.clip else [default_clip(args.seconds, n / stagger) for n in range(stagger)]
+    if args.clip:
+        clips, args.waits = list(args.clip), None
+    else:
+        clips, args.waits = staggered_clips(args.seconds, getattr(args, "stagger", 1))
     if getattr(args, "substreams", False):
         args.detect_clips = [substream_clip(clip, args.seconds) for clip in clips]
     base = None
@@ -247,32 +254,6 @@ def bench_streams(args: argparse.Namespace, model: Path) -> dict:
     if args.json:
         args.json.write_text(json.dumps(run, indent=2))
     return run
-
-
-def default_clip(seconds: float, start: float = 0.0) -> Path:
-    """The bench's own camera: 1920x1080, 25 fps, 4 Mb/s H.264 made from the bundled sample with ffmpeg,
-    looped from `start` (a share of the sample's length: cameras of `--stagger` show different moments)."""
-    cache = Path(tempfile.gettempdir()) / "edge-agent-bench"
-    cache.mkdir(exist_ok=True)
-    sample = resources.builtin("sample")
-    start_s = start * _duration_s(sample)
-    out = cache / f"sample-1920x1080p25-4M-{int(seconds)}s{f'-from{start_s:.1f}s' if start_s else ''}.mp4"
-    return make_clip(sample, out, 1080, 25, 4000, int(seconds + 1), start_s=start_s)
-
-
-def _duration_s(video: Path) -> float:
-    with av.open(str(video)) as container:
-        stream = container.streams.video[0]
-        return float(stream.duration * stream.time_base) if stream.duration else float(container.duration) / 1e6
-
-
-def substream_clip(clip: Path, seconds: float) -> Path:
-    """The camera's substream: `clip` at 640x360, 25 fps, 768 kb/s, a keyframe a second (a common substream
-    setting; with keyframes only, one detection a second)."""
-    cache = Path(tempfile.gettempdir()) / "edge-agent-bench"
-    cache.mkdir(exist_ok=True)
-    out = cache / f"{clip.stem}-640x360p25-768k-g25-{int(seconds)}s.mp4"
-    return make_clip(clip, out, 360, 25, 768, int(seconds + 1), gop_s=1.0)
 
 
 def print_table(run: dict) -> None:
@@ -343,9 +324,20 @@ def main() -> None:  # a worker process: prints one JSON line
     parser.add_argument("--sample-fps", type=float, required=True)
     parser.add_argument("--keyframes-only", action="store_true")
     parser.add_argument("--detect-clip", type=Path, action="append", help="the substream of each clip, in order")
+    parser.add_argument("--wait", type=float, action="append", help="seconds a camera of each clip waits, in order")
     a = parser.parse_args()
     report = run_streams(
-        a.clips, a.model, a.streams, a.seconds, a.sample_fps, a.first, a.of, a.config, a.keyframes_only, a.detect_clip
+        a.clips,
+        a.model,
+        a.streams,
+        a.seconds,
+        a.sample_fps,
+        a.first,
+        a.of,
+        a.config,
+        a.keyframes_only,
+        a.detect_clip,
+        a.wait,
     )
     print(json.dumps(report))
 

@@ -8,10 +8,12 @@ import os
 import subprocess
 from pathlib import Path
 
-import cv2
+import av
 import numpy as np
+import pytest
 
 from agent.config import resources
+from agent.tools.bench_clips import cut_at_moments
 from agent.tools.bench_common import make_clip as make_bench_clip
 from agent.tools.bench_streams import bench_config
 from tests.conftest import REPO, agent_cmd, make_clip
@@ -119,23 +121,23 @@ def test_an_unknown_setting_is_named_with_the_accepted_ones(tmp_path: Path) -> N
     )
 
 
-def test_staggered_cameras_show_the_sample_from_later_moments(tmp_path: Path) -> None:
-    # --stagger: cameras that do not all raise their cases in the same second
-    sample = resources.builtin("sample")
-    clip = make_bench_clip(sample, tmp_path / "from12.mp4", 360, 10, 800, 1, start_s=12.0)
+def test_staggered_cameras_show_their_moment_of_one_encode(tmp_path: Path) -> None:
+    # --stagger: cameras that do not all raise their cases in the same second. Each moment is cut from one
+    # encode at the first keyframe at or after it, and the camera waits the difference.
+    whole = make_bench_clip(resources.builtin("sample"), tmp_path / "whole.mp4", 360, 10, 800, 8)  # keyframes 0, 2, ..
+    clips, waits = cut_at_moments(whole, [0.0, 2.5, 4.0], 3)
 
-    def frame_at(video: Path, t_s: float) -> np.ndarray:
-        capture = cv2.VideoCapture(str(video))
-        capture.set(cv2.CAP_PROP_POS_MSEC, 1000 * t_s)
-        ok, image = capture.read()
-        assert ok
-        return image
+    def frames(video: Path) -> list[np.ndarray]:
+        with av.open(str(video)) as container:
+            return [f.to_ndarray(format="gray").astype(np.float32) for f in container.decode(video=0)]
 
-    first = frame_at(clip, 0.0).astype(np.float32)
-
-    def as_clip(image: np.ndarray) -> np.ndarray:  # the clip's scale-to-fill and centre crop to 16:9
-        top = (image.shape[0] - 360) // 2
-        return cv2.resize(image, (640, 480))[top : top + 360].astype(np.float32)
-
-    assert np.abs(first - as_clip(frame_at(sample, 12.0))).mean() < 12
-    assert np.abs(first - as_clip(frame_at(sample, 0.0))).mean() > 25
+    original = frames(whole)
+    assert waits == pytest.approx([0.0, 1.5, 0.0])
+    for clip, keyframe_s in zip(clips, [0.0, 4.0, 4.0], strict=True):
+        cut = frames(clip)
+        assert 35 <= len(cut) <= 50  # about 3 s (+1) at 10 fps
+        start = round(keyframe_s * 10)
+        assert np.abs(cut[0] - original[start]).mean() < 0.5  # not re-encoded: the very frame
+        assert np.abs(cut[5] - original[start + 5]).mean() < 0.5
+    assert clips[1] == clips[2]  # one cut a keyframe
+    assert np.abs(frames(clips[0])[0] - frames(clips[1])[0]).mean() > 5  # and they show different moments
