@@ -29,11 +29,9 @@ def parse_settings(text: str) -> list[str]:
     return names
 
 
-def make_clip(
-    source: Path, out: Path, height: int, fps: int, kbit: int, seconds: int, gop_s: float = 2.0, start_s: float = 0.0
-) -> Path:
+def make_clip(source: Path, out: Path, height: int, fps: int, kbit: int, seconds: int, gop_s: float = 2.0) -> Path:
     """A 16:9 H.264 clip at the given height, rate and bitrate, a keyframe every `gop_s`, made from `source`
-    looped from `start_s` with ffmpeg (scaled to fill the frame and cropped: 1080 gives 1920x1080)."""
+    looped with ffmpeg (scaled to fill the frame and cropped: 1080 gives 1920x1080)."""
     width = round(height * 16 / 9 / 2) * 2
     if not out.exists():
         if shutil.which("ffmpeg") is None:
@@ -49,7 +47,6 @@ def make_clip(
                 "error",
                 "-stream_loop",
                 "-1",
-                *(["-ss", f"{start_s:g}"] if start_s else []),
                 "-i",
                 str(source),
                 "-t",
