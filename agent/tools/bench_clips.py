@@ -77,8 +77,8 @@ def keyframe_times(video: Path) -> list[float]:
 
 def cut(whole: Path, at_s: float, seconds: float) -> Path:
     """`seconds` (+1) of `whole` from its keyframe at `at_s`, stream-copied: the same packets, timestamps
-    from zero."""
-    out = _cache() / f"{whole.stem}-at{at_s:.2f}s-{int(seconds)}s.mp4"
+    from zero. Kept beside `whole`, whose name is its cache key."""
+    out = whole.with_name(f"{whole.stem}-at{at_s:.2f}s-{int(seconds)}s.mp4")
     if not out.exists():
         if shutil.which("ffmpeg") is None:
             raise SystemExit("bench: the clips are cut with ffmpeg, which is not on PATH; install it and run again")
