@@ -9,7 +9,6 @@ camera waits the difference before it plays, so that it shows exactly its moment
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import av
 
 from agent.config import resources
-from agent.tools.bench_common import make_clip
+from agent.tools.bench_common import make_clip, require_ffmpeg
 
 
 def _cache() -> Path:
@@ -80,8 +79,7 @@ def cut(whole: Path, at_s: float, seconds: float) -> Path:
     from zero. Kept beside `whole`, whose name is its cache key."""
     out = whole.with_name(f"{whole.stem}-at{at_s:.2f}s-{int(seconds)}s.mp4")
     if not out.exists():
-        if shutil.which("ffmpeg") is None:
-            raise SystemExit("bench: the clips are cut with ffmpeg, which is not on PATH; install it and run again")
+        require_ffmpeg()
         partial = out.with_suffix(".part.mp4")
         seek = ["-ss", f"{at_s + 0.001:.3f}", "-i", str(whole), "-t", str(int(seconds + 1))]
         copy = ["-c", "copy", "-avoid_negative_ts", "make_zero", str(partial)]
@@ -91,6 +89,7 @@ def cut(whole: Path, at_s: float, seconds: float) -> Path:
 
 
 def duration_s(video: Path) -> float:
+    """The video's length in seconds, from its header."""
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
         return float(stream.duration * stream.time_base) if stream.duration else float(container.duration) / 1e6

@@ -29,16 +29,21 @@ def parse_settings(text: str) -> list[str]:
     return names
 
 
+def require_ffmpeg() -> None:
+    """The bench's clips are made and cut with ffmpeg: say how to get it when it is missing."""
+    if shutil.which("ffmpeg") is None:
+        raise SystemExit(
+            "bench: the benchmark clips are made with ffmpeg, which is not on PATH; install it "
+            "(Debian: apt-get install ffmpeg) and run the bench again"
+        )
+
+
 def make_clip(source: Path, out: Path, height: int, fps: int, kbit: int, seconds: int, gop_s: float = 2.0) -> Path:
     """A 16:9 H.264 clip at the given height, rate and bitrate, a keyframe every `gop_s`, made from `source`
     looped with ffmpeg (scaled to fill the frame and cropped: 1080 gives 1920x1080)."""
     width = round(height * 16 / 9 / 2) * 2
     if not out.exists():
-        if shutil.which("ffmpeg") is None:
-            raise SystemExit(
-                "bench: the benchmark clips are made with ffmpeg, which is not on PATH; install it "
-                "(Debian: apt-get install ffmpeg) and run the bench again"
-            )
+        require_ffmpeg()
         subprocess.run(
             [
                 "ffmpeg",
