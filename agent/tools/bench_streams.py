@@ -14,6 +14,9 @@ Per stream: frames decoded, sampled (wanted by the motion gate), dropped (sample
 newer one before the pipeline took it), analysed, lag (wall time minus media time when the pipeline
 starts on a frame) and latency: detection-to-outbox (from the start of the frame's analysis to its
 case committed in the outbox) when cases are raised, and detection-to-result for every analysed frame.
+Per case: its CPU time in its camera's thread from detection to outbox (decoding the record frame, the
+face search, the JPEGs) and when it was raised; the busiest few seconds of the run show how much case work
+came at once, which is what sets the outbox column when many cameras raise cases together.
 Per detector: its share of the detection time and its milliseconds a frame (a configuration with several
 models on one decode shows where the time goes). Per run: CPU % of the box (200 % = both cores of a
 2-core box), peak RSS, and RSS per added stream from a 1-stream run before it. Every run is a process
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -46,6 +50,7 @@ from streams.video import VideoSource
 from uploader import Outbox
 
 KEPT_UP_LAG_S = 1.0  # a stream whose lag stays under this kept up
+BURST_WINDOW_S = 5.0  # cases raised within this many seconds of each other compete for the cores
 RSS_BASE_MAX_S = 60  # the 1-stream run for the memory baseline lasts at most this long
 
 
@@ -63,12 +68,14 @@ class _Timed:
     def detect(self, image: np.ndarray):
         if getattr(self._local, "started", None) is None:  # the first call for this frame (tiles make more)
             self._local.started, self._local.committed = time.monotonic(), None
+            self._local.cpu_started = time.thread_time()
         return self._real.detect(image)
 
     def accept(self, case_id: str, revision: int, case_json: bytes, files: dict[str, bytes]) -> bool:
         stored = self._real.accept(case_id, revision, case_json, files)
         if stored and "clip.mp4" not in files and getattr(self._local, "committed", 1) is None:
             self._local.committed = time.monotonic()
+            self._local.case_cpu = time.thread_time() - self._local.cpu_started
         return stored
 
 
@@ -107,7 +114,7 @@ def run_streams(
         timed = [replace(d, detector=_Timed(d.detector, local)) for d in detectors]
         pipeline = Pipeline(config, timed, _Timed(outbox, local), Signer.load_or_create(keys_dir))
         timings: dict[str, dict[str, list[float]]] = {
-            s.id: {"lag": [], "result": [], "outbox": []} for s in config.sources
+            s.id: {"lag": [], "result": [], "outbox": [], "raised": [], "case_cpu": []} for s in config.sources
         }
         stats: dict[str, VideoSource] = {}
 
@@ -123,6 +130,8 @@ def run_streams(
                 times["result"].append(now - local.started)
                 if local.committed is not None:
                     times["outbox"].append(local.committed - local.started)
+                    times["raised"].append(local.started)  # monotonic: one clock for every process of the box
+                    times["case_cpu"].append(local.case_cpu)
                 local.started = None
 
             return on_frame
@@ -167,6 +176,8 @@ def run_streams(
                 "result_p95_s": _p95(times["result"]),
                 "outbox_p95_s": _p95(times["outbox"]),
                 "outbox_n": len(times["outbox"]),
+                "raised_mono_s": times["raised"],
+                "case_cpu_s": times["case_cpu"],
                 "error": s.error,
                 "model_s": s.model_s,
                 "model_runs": s.model_runs,
@@ -191,6 +202,23 @@ def bench_config(model: Path, config_file: Path | None, state_dir: Path, sources
     return load_config(config_file).model_copy(
         update={"agent_id": "bench", "state_dir": state_dir, "sources": own, "inbox": None}
     )
+
+
+def busiest(times: list[float], window_s: float) -> int:
+    """The most of `times` that fall within `window_s` of each other."""
+    ordered, most, first = sorted(times), 0, 0
+    for last, t in enumerate(ordered):
+        while t - ordered[first] > window_s:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+def case_burst(rows: list[dict]) -> tuple[int, float | None]:
+    """(the most cases raised within BURST_WINDOW_S, their mean CPU time each; None without cases)."""
+    raised = [t for r in rows for t in r["raised_mono_s"]]
+    cpu = [c for r in rows for c in r["case_cpu_s"]]
+    return busiest(raised, BURST_WINDOW_S), (sum(cpu) / len(cpu) if cpu else None)
 
 
 def _p95(values: list[float]) -> float | None:
@@ -290,6 +318,14 @@ def print_table(run: dict) -> None:
         )
     print()
     print_model_shares(run)
+    peak, case_cpu_s = case_burst(run["rows"])
+    if case_cpu_s is not None:
+        cores = len(os.sched_getaffinity(0))
+        print(
+            f"cases: {1000 * case_cpu_s:.0f} ms of CPU each from detection to outbox (in its camera's thread); "
+            f"the busiest {BURST_WINDOW_S:g} s raised {peak}: {peak * case_cpu_s / cores:.1f} s of work "
+            f"for each of the {cores} cores, on top of the detections"
+        )
     if not any(r["outbox_n"] for r in run["rows"]):
         print("no case was raised on this clip: latency is detection-to-result (every analysed frame), not to outbox")
 

@@ -15,7 +15,7 @@ import pytest
 from agent.config import resources
 from agent.tools.bench_clips import cut_at_moments
 from agent.tools.bench_common import make_clip as make_bench_clip
-from agent.tools.bench_streams import bench_config
+from agent.tools.bench_streams import bench_config, busiest
 from tests.conftest import REPO, agent_cmd, make_clip
 
 
@@ -45,6 +45,33 @@ def test_two_paced_streams_report_lag_latency_and_memory(tmp_path: Path) -> None
         assert "latency is detection-to-result" in done.stdout
     assert report["cpu_s"] > 0 and report["peak_rss_mb"] > report["rss_1_stream_mb"] > 0
     assert report["rss_per_added_stream_mb"] == report["peak_rss_mb"] - report["rss_1_stream_mb"]
+
+
+def test_cases_raised_together_are_counted_with_their_cpu(tmp_path: Path) -> None:
+    # The outbox column is set by how much case work comes at once: the report gives each case's raise time
+    # and CPU, and the table the busiest few seconds.
+    clip = make_bench_clip(resources.builtin("sample"), tmp_path / "sample.mp4", 360, 10, 800, 10)
+    report_path = tmp_path / "report.json"
+    args = ("bench", "--streams", "2", "--seconds", "10", "--clip", str(clip), "--json", str(report_path))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(agent_cmd(*args), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(report_path.read_text())
+    raised = [t for r in report["rows"] for t in r["raised_mono_s"]]
+    assert raised, "the sample shows garbage within its first seconds"
+    for row in report["rows"]:
+        assert len(row["raised_mono_s"]) == len(row["case_cpu_s"]) == row["outbox_n"]
+        assert all(cpu > 0 for cpu in row["case_cpu_s"])
+    assert sum(c for r in report["rows"] for c in r["case_cpu_s"]) < report["cpu_s"]  # a part of the run's CPU
+    line = next(line for line in done.stdout.splitlines() if line.startswith("cases: "))
+    peak = int(line.split("the busiest 5 s raised ")[1].split(":")[0])
+    assert peak == busiest(raised, 5.0) and 1 <= peak <= len(raised)
+
+
+def test_the_busiest_window_counts_times_within_it_of_each_other() -> None:
+    assert busiest([], 5.0) == 0
+    assert busiest([30.0, 0.0, 5.1, 1.0, 4.9], 5.0) == 3  # 0, 1, 4.9 or 1, 4.9, 5.1; never 0 with 5.1
+    assert busiest([2.0, 2.0, 2.0], 0.0) == 3
 
 
 def test_a_configuration_gives_its_rules_and_detector_but_not_its_sources(tmp_path: Path, monkeypatch) -> None:
