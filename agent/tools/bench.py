@@ -184,8 +184,9 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         "--clip), and prints x real time, frames/s, ms per stage, CPU %, peak memory and the ratio (b)/(a). "
         "With --streams N: N fixed cameras at once (files played at real time, motion gating, --sample-fps each) "
         "through the agent's pipeline and outbox, and per stream frames dropped, lag and latency, with CPU and "
-        "memory per added stream (from a 1-stream run first). With --batch N: N recorded files one at a time and "
-        "on --workers processes (edge-agent process); with --tiles: the cost of tiling a 4000x3000 drone frame.",
+        "memory per added stream (from a 1-stream run first) and each case's CPU and the busiest 5 s of cases. "
+        "With --batch N: N recorded files one at a time and on --workers processes (edge-agent process); "
+        "with --tiles: the cost of tiling a 4000x3000 drone frame.",
     )
     bench.add_argument(
         "--clip",
