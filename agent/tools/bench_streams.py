@@ -215,7 +215,8 @@ def busiest(times: list[float], window_s: float) -> int:
 
 
 def case_burst(rows: list[dict]) -> tuple[int, float | None]:
-    """(the most cases raised within BURST_WINDOW_S, their mean CPU time each; None without cases)."""
+    """(the most cases raised within BURST_WINDOW_S of each other, the mean CPU time of a case of the run;
+    None without cases)."""
     raised = [t for r in rows for t in r["raised_mono_s"]]
     cpu = [c for r in rows for c in r["case_cpu_s"]]
     return busiest(raised, BURST_WINDOW_S), (sum(cpu) / len(cpu) if cpu else None)
