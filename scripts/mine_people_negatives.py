@@ -6,9 +6,10 @@ around each. A window is kept only when it touches no labelled box, and when the
 (`--garbage-model`, default builtin:garbage; version 3 made version 4's) sees no garbage or overflow there away from the
 people, which would be garbage nobody labelled.
 The garbage dataset's training side is read (`split_side`: held-out photos never), then smoke-fire,
-which holds no garbage classes. vtest.avi is never read: it stays an honest check.
+which holds no garbage classes, and with `--aerial` the vendors-aerial training side too (people seen from
+above, whose labelled vendors the windows must not touch). vtest.avi is never read: it stays an honest check.
 
-    .venv/bin/python scripts/mine_people_negatives.py OUT_FOLDER [--shared ../shared] [--garbage-model M]
+    .venv/bin/python scripts/mine_people_negatives.py OUT_FOLDER [--shared ../shared] [--garbage-model M] [--aerial]
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ def main() -> None:
     parser.add_argument(
         "--garbage-model", type=Path, default=resources.builtin("garbage"), help="the model whose garbage is dropped"
     )
+    parser.add_argument(
+        "--aerial", action="store_true", help="also the vendors-aerial training side: people seen from above (R10)"
+    )
     args = parser.parse_args()
     general = load_detector(resources.builtin("general"), 0.3, 0.5, threads=2)
     loose = dict.fromkeys(("garbage", "garbage_bin", "overflow"), 0.25)
@@ -87,6 +91,9 @@ def main() -> None:
     street = sorted((datasets / "garbage-street-cn/train/images").iterdir())
     sources = [("cn", p) for p in street if split_side(p.name) == "train"]
     sources += [("smoke", p) for p in sorted(datasets.glob("smoke-fire/*/images/*"))]
+    if args.aerial:
+        aerial = sorted((datasets / "vendors-aerial/train/images").iterdir())
+        sources += [("aerial", p) for p in aerial if split_side(p.name) == "train"]
     args.out.mkdir(parents=True, exist_ok=True)
     kept = dropped = 0
     for kind, path in sources:
@@ -95,7 +102,7 @@ def main() -> None:
             print(f"skipped {path}: not an image")
             continue
         labels = np.zeros((0, 4), np.float32)
-        if kind == "cn":
+        if kind in ("cn", "aerial"):
             labels, _ = read_labels(path.parent.parent / "labels" / f"{path.stem}.txt", image.shape[1], image.shape[0])
         for k, window in enumerate(people_windows(image, general, labels)):
             jpeg = cv2.imencode(".jpg", window)[1]  # checked as training will read it
