@@ -73,6 +73,11 @@ def looks_like_unlabelled_garbage(crop: np.ndarray, garbage: Detector, general: 
     return bool((covered < ON_PEOPLE).any())
 
 
+def _training_side(images: Path) -> list[Path]:
+    """The images of a folder that `split_side` puts on the training side (held-out photos never)."""
+    return [path for path in sorted(images.iterdir()) if split_side(path.name) == "train"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="folder for the crops (people_*.jpg)")
@@ -88,12 +93,10 @@ def main() -> None:
     loose = dict.fromkeys(("garbage", "garbage_bin", "overflow"), 0.25)
     garbage = load_detector(args.garbage_model, 0.25, 0.5, threads=2, thresholds=loose)
     datasets = args.shared / "datasets"
-    street = sorted((datasets / "garbage-street-cn/train/images").iterdir())
-    sources = [("cn", p) for p in street if split_side(p.name) == "train"]
+    sources = [("cn", p) for p in _training_side(datasets / "garbage-street-cn/train/images")]
     sources += [("smoke", p) for p in sorted(datasets.glob("smoke-fire/*/images/*"))]
     if args.aerial:
-        aerial = sorted((datasets / "vendors-aerial/train/images").iterdir())
-        sources += [("aerial", p) for p in aerial if split_side(p.name) == "train"]
+        sources += [("aerial", p) for p in _training_side(datasets / "vendors-aerial/train/images")]
     args.out.mkdir(parents=True, exist_ok=True)
     kept = dropped = 0
     for kind, path in sources:
